@@ -1,0 +1,149 @@
+"""Measure the matcher on a labelled corpus: accuracy on the four causes, false positives, a confusion table."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bot.knowledge import CAUSE_IDS
+from bot.matcher import Diagnosis, Matcher
+
+LABELS = (*CAUSE_IDS, "other", "none")
+PREDICTIONS = (*CAUSE_IDS, "known", "none")
+
+
+@dataclass(frozen=True)
+class Case:
+    """A labelled text: acceptable causes best first ('other' = a non-cause error, 'none' = chatter)."""
+
+    causes: tuple[str, ...]
+    text: str
+    kind: str = ""
+
+    @property
+    def label(self) -> str:
+        return self.causes[0]
+
+
+def load_cases(path: str | Path) -> list[Case]:
+    """Read a corpus: JSON Lines ({"causes": [...], "text": ...}) or the research TSV (causes, message, ...)."""
+    path = Path(path)
+    cases: list[Case] = []
+    if path.suffix == ".tsv":
+        with path.open(encoding="utf-8", newline="") as fh:
+            for row in csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE):
+                causes = tuple(row["causes"].split("|"))
+                cases.append(Case(causes, row["message"].replace(" / ", "\n"), "verbatim"))
+    else:
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+                causes = tuple(obj["causes"])
+                text = obj["text"]
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ValueError(f"{path}:{n}: not a corpus line: {exc}") from exc
+            cases.append(Case(causes, text, obj.get("kind", "")))
+    for case in cases:
+        bad = [c for c in case.causes if c not in LABELS]
+        if bad or not case.causes:
+            raise ValueError(f"{path}: unknown label(s) {bad} for {case.text[:60]!r}")
+    return cases
+
+
+def prediction(d: Diagnosis) -> str:
+    """The confusion-table column for a diagnosis."""
+    if d.cause is not None:
+        return d.cause
+    return "known" if d.known is not None else "none"
+
+
+def is_correct(case: Case, d: Diagnosis) -> bool:
+    """Right: an acceptable cause; a known non-cause where 'other' is acceptable; no cause for other and chatter."""
+    if d.cause is not None:
+        return d.cause in case.causes
+    if d.known is not None and "other" in case.causes:
+        return True
+    return case.label in ("other", "none")
+
+
+@dataclass
+class Report:
+    """The figures of one evaluation run."""
+
+    total: int = 0
+    cause_cases: int = 0
+    cause_correct: int = 0
+    negatives: int = 0
+    false_positives: int = 0
+    known_on_chatter: int = 0
+    confusion: Counter[tuple[str, str]] = field(default_factory=Counter)
+    misses: list[tuple[Case, Diagnosis]] = field(default_factory=list)
+
+    @property
+    def top1(self) -> float:
+        return self.cause_correct / self.cause_cases if self.cause_cases else 1.0
+
+    @property
+    def fp_rate(self) -> float:
+        return self.false_positives / self.negatives if self.negatives else 0.0
+
+    def precision_recall(self, cause: str) -> tuple[float, float]:
+        tp = sum(n for (t, p), n in self.confusion.items() if t == cause and p == cause)
+        predicted = sum(n for (_, p), n in self.confusion.items() if p == cause)
+        actual = sum(n for (t, _), n in self.confusion.items() if t == cause)
+        return (tp / predicted if predicted else 1.0, tp / actual if actual else 1.0)
+
+    def format(self, show_misses: int = 0) -> str:
+        out = [f"cases: {self.total}"]
+        out.append(f"top-1 on the four causes: {self.top1:.1%} ({self.cause_correct}/{self.cause_cases})")
+        out.append(
+            f"false positives on chatter and non-causes: {self.fp_rate:.1%} "
+            f"({self.false_positives}/{self.negatives}); chatter answered as a known non-cause: "
+            f"{self.known_on_chatter}"
+        )
+        out.append("")
+        out.append(f"{'cause':<10} {'precision':>9} {'recall':>7}")
+        for cause in CAUSE_IDS:
+            p, r = self.precision_recall(cause)
+            out.append(f"{cause:<10} {p:>9.1%} {r:>7.1%}")
+        out.append("")
+        out.append("confusion (rows: label, columns: answer)")
+        out.append(f"{'':<9}" + "".join(f"{p:>10}" for p in PREDICTIONS))
+        for t in LABELS:
+            out.append(f"{t:<9}" + "".join(f"{self.confusion[(t, p)]:>10}" for p in PREDICTIONS))
+        if show_misses and self.misses:
+            out.append("")
+            out.append("misses:")
+            for case, d in self.misses[:show_misses]:
+                text = case.text.replace("\n", " / ")
+                out.append(f"  {'|'.join(case.causes)} -> {prediction(d)} ({d.confidence:.2f}) {text[:110]}")
+        return "\n".join(out)
+
+
+def evaluate(matcher: Matcher, cases: Iterable[Case], threshold: float | None = None) -> Report:
+    """Diagnose every case and tally the figures."""
+    report = Report()
+    for case in cases:
+        d = matcher.diagnose(case.text, threshold=threshold)
+        report.total += 1
+        pred = prediction(d)
+        # Credit an acceptable alternative as the label it matched, so precision and recall reflect it.
+        truth = pred if d.cause is not None and d.cause in case.causes else case.label
+        report.confusion[(truth, pred)] += 1
+        ok = is_correct(case, d)
+        if case.label in CAUSE_IDS:
+            report.cause_cases += 1
+            report.cause_correct += ok
+        else:
+            report.negatives += 1
+            report.false_positives += not ok
+            report.known_on_chatter += case.label == "none" and d.known is not None
+        if not ok:
+            report.misses.append((case, d))
+    return report

@@ -1,0 +1,577 @@
+"""Load and validate the YAML knowledge base: causes, known non-causes, matcher calibration and UI strings."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bot.normalize import clean, compact, weight
+
+LANGS = ("zh", "en")
+CAUSE_IDS = ("network", "service", "capacity", "context")
+_ID = re.compile(r"^[a-z][a-z0-9_]*$")
+_TOKEN = re.compile(r"^[a-z][a-z0-9_]*$")
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+# YAML folds a line break into a space, which is wrong between two Chinese characters.
+_CJK_FOLD = re.compile(
+    r"(?<=[\u3000-\u303f\u3400-\u9fff\uff00-\uffef])\s+(?=[\u3000-\u303f\u3400-\u9fff\uff00-\uffef])"
+)
+
+Localized = dict[str, str]
+
+
+class KnowledgeError(Exception):
+    """The knowledge base is broken; `problems` holds one 'file:line: problem' line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Signature:
+    """A verbatim error string; `also` names a second cause the same message points to."""
+
+    text: str
+    compact: str
+    entry: str
+    also: str | None = None
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A cause of the article (kind 'cause') or a real error that is none of them (kind 'known')."""
+
+    id: str
+    kind: str
+    title: Localized
+    signatures: tuple[Signature, ...]
+    cues: dict[str, float]
+    error_types: dict[str, float]
+    status_codes: dict[int, float]
+    exceptions: dict[str, float]
+    number: int | None = None
+    name: Localized | None = None
+    aliases: tuple[str, ...] = ()
+    explanation: Localized | None = None
+    fix: dict[str, tuple[str, ...]] | None = None
+    answer: Localized | None = None
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Confidence levels: `asked` where somebody asked, `strict` for unprompted group replies."""
+
+    asked: float = 0.5
+    strict: float = 0.8
+    runner_up_ratio: float = 0.75
+
+
+@dataclass(frozen=True)
+class KnowledgeBase:
+    """Everything the program knows, loaded from one directory."""
+
+    directory: Path
+    causes: tuple[Entry, ...]
+    known: tuple[Entry, ...]
+    strings: dict[str, Localized]
+    thresholds: Thresholds
+    error_context: tuple[str, ...]
+    peak: dict[str, Any] | None = None
+    _by_id: dict[str, Entry] = field(default_factory=dict, repr=False)
+
+    def entry(self, entry_id: str) -> Entry:
+        """The cause or known entry with this id."""
+        return self._by_id[entry_id]
+
+    def cause_by_number(self, number: int) -> Entry | None:
+        """The cause numbered as in the article (1-4), if any."""
+        return next((c for c in self.causes if c.number == number), None)
+
+    def text(self, key: str, lang: str, **values: object) -> str:
+        """A UI string in the language ('zh' or 'en'), with its {placeholders} filled in."""
+        template = self.strings[key][base_lang(lang)]
+        return template.format(**values) if values else template
+
+    @property
+    def signature_count(self) -> int:
+        return sum(len(e.signatures) for e in (*self.causes, *self.known))
+
+
+def base_lang(lang: str) -> str:
+    """The knowledge base's language for a user language: Chinese variants use 'zh', everything else 'en'."""
+    return "zh" if lang.lower().startswith("zh") else "en"
+
+
+def default_knowledge_dir() -> Path:
+    """`KNOWLEDGE_DIR` if set, else the knowledge base shipped beside the package."""
+    env = os.environ.get("KNOWLEDGE_DIR", "").strip()
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / "knowledge"
+
+
+def load_knowledge(directory: str | os.PathLike[str] | None = None) -> KnowledgeBase:
+    """Load every *.yaml file of the directory, or raise KnowledgeError listing every problem found."""
+    root = Path(directory) if directory is not None else default_knowledge_dir()
+    problems: list[str] = []
+    if not root.is_dir():
+        raise KnowledgeError([f"{root}: knowledge directory not found (set KNOWLEDGE_DIR to a directory)"])
+    files = sorted(p for p in root.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    if not files:
+        raise KnowledgeError([f"{root}: no *.yaml files in the knowledge directory"])
+    acc = _Accumulator(problems)
+    for path in files:
+        _FileReader(path, acc).read()
+    acc.check_whole(root)
+    if problems:
+        raise KnowledgeError(problems)
+    by_id = {e.id: e for e in (*acc.causes, *acc.known)}
+    return KnowledgeBase(
+        directory=root,
+        causes=tuple(sorted(acc.causes, key=lambda c: c.number or 0)),
+        known=tuple(acc.known),
+        strings=acc.strings,
+        thresholds=acc.thresholds or Thresholds(),
+        error_context=tuple(acc.error_context),
+        peak=acc.peak,
+        _by_id=by_id,
+    )
+
+
+class _Accumulator:
+    """What the files add up to, plus the cross-file checks (duplicate ids and signatures)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        self.causes: list[Entry] = []
+        self.known: list[Entry] = []
+        self.strings: dict[str, Localized] = {}
+        self.thresholds: Thresholds | None = None
+        self.error_context: list[str] = []
+        self.peak: dict[str, Any] | None = None
+        self.ids: dict[str, str] = {}
+        self.signatures: dict[str, tuple[str, str]] = {}
+        self.string_places: dict[str, str] = {}
+
+    def add_entry(self, entry: Entry, where: str, sig_places: list[str]) -> None:
+        if entry.id in self.ids:
+            self.problems.append(f"{where}: duplicate id '{entry.id}' (first defined at {self.ids[entry.id]})")
+            return
+        self.ids[entry.id] = where
+        for sig, place in zip(entry.signatures, sig_places, strict=True):
+            seen = self.signatures.get(sig.compact)
+            if seen is None:
+                self.signatures[sig.compact] = (entry.id, place)
+            elif seen[0] == entry.id:
+                self.problems.append(f"{place}: signature listed twice under '{entry.id}' (also at {seen[1]})")
+            else:
+                self.problems.append(
+                    f"{place}: signature listed under two entries, '{seen[0]}' ({seen[1]}) and '{entry.id}'"
+                )
+        (self.causes if entry.kind == "cause" else self.known).append(entry)
+
+    def check_whole(self, root: Path) -> None:
+        if self.problems:
+            # A cause whose file is broken would also show up as "missing": say each problem once.
+            return
+        ids = {c.id for c in self.causes}
+        for missing in CAUSE_IDS:
+            if missing not in ids:
+                self.problems.append(f"{root}: the cause '{missing}' is missing (needs a file with kind: cause)")
+        numbers = sorted(c.number or 0 for c in self.causes)
+        if ids == set(CAUSE_IDS) and numbers != [1, 2, 3, 4]:
+            self.problems.append(f"{root}: the causes must be numbered 1-4 once each, got {numbers}")
+        for c in self.causes:
+            for sig in c.signatures:
+                if sig.also is not None and sig.also not in CAUSE_IDS:
+                    self.problems.append(f"{root}: signature of '{c.id}' names unknown cause '{sig.also}'")
+        for key in ("no_match", "not_one_of_four", "fix_heading", "also_possible", "empty_input"):
+            if key not in self.strings:
+                self.problems.append(f"{root}: the UI string '{key}' is missing (add it to a kind: strings file)")
+
+
+class _FileReader:
+    """Validates one YAML file node by node, so every problem can name its line."""
+
+    def __init__(self, path: Path, acc: _Accumulator) -> None:
+        self.path = path
+        self.acc = acc
+        self.name = str(path)
+
+    def at(self, node: yaml.Node) -> str:
+        return f"{self.name}:{node.start_mark.line + 1}"
+
+    def problem(self, node: yaml.Node, message: str) -> None:
+        self.acc.problems.append(f"{self.at(node)}: {message}")
+
+    def read(self) -> None:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            self.acc.problems.append(f"{self.name}: cannot read: {exc}")
+            return
+        try:
+            root = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = f":{mark.line + 1}" if mark is not None else ""
+            reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            self.acc.problems.append(f"{self.name}{line}: invalid YAML: {reason}")
+            return
+        if root is None:
+            self.acc.problems.append(f"{self.name}:1: the file is empty")
+            return
+        fields = self.mapping(root, "the file")
+        if fields is None:
+            return
+        kind_node = fields.get("kind")
+        if kind_node is None:
+            self.problem(root, "missing 'kind' (one of: cause, known, strings, matcher, peak)")
+            return
+        kind = self.scalar(kind_node[1], "kind")
+        readers: dict[str, Callable[[yaml.MappingNode, dict[str, tuple[yaml.Node, yaml.Node]]], None]] = {
+            "cause": self.read_cause,
+            "known": self.read_known,
+            "strings": self.read_strings,
+            "matcher": self.read_matcher,
+            "peak": self.read_peak,
+        }
+        reader = readers.get(str(kind))
+        if reader is None:
+            self.problem(kind_node[1], f"unknown kind '{kind}' (one of: {', '.join(readers)})")
+            return
+        reader(root, fields)  # type: ignore[arg-type]
+
+    # --- generic node checks -------------------------------------------------------------------------
+
+    def mapping(self, node: yaml.Node, what: str) -> dict[str, tuple[yaml.Node, yaml.Node]] | None:
+        if not isinstance(node, yaml.MappingNode):
+            self.problem(node, f"{what} must be a mapping (key: value)")
+            return None
+        out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if key in out:
+                self.problem(key_node, f"duplicate key '{key}' in {what}")
+                continue
+            out[key] = (key_node, value_node)
+        return out
+
+    def keys(
+        self,
+        node: yaml.Node,
+        fields: dict[str, tuple[yaml.Node, yaml.Node]],
+        what: str,
+        required: tuple[str, ...],
+        optional: tuple[str, ...] = (),
+    ) -> bool:
+        ok = True
+        for key, (key_node, _) in fields.items():
+            if key not in required and key not in optional:
+                allowed = ", ".join((*required, *optional))
+                self.problem(key_node, f"unknown key '{key}' in {what} (allowed: {allowed})")
+                ok = False
+        for key in required:
+            if key not in fields:
+                self.problem(node, f"{what} is missing '{key}'")
+                ok = False
+        return ok
+
+    def scalar(self, node: yaml.Node, what: str) -> Any:
+        if not isinstance(node, yaml.ScalarNode):
+            self.problem(node, f"{what} must be a single value")
+            return None
+        return yaml.SafeLoader("").construct_object(node)  # type: ignore[no-untyped-call]
+
+    def string(self, node: yaml.Node, what: str) -> str | None:
+        value = self.scalar(node, what)
+        if value is None:
+            return None
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            self.problem(node, f"{what} must be text")
+            return None
+        text = str(value).strip()
+        if not text:
+            self.problem(node, f"{what} is empty")
+            return None
+        return text
+
+    def localized(self, node: yaml.Node, what: str) -> Localized | None:
+        fields = self.mapping(node, what)
+        if fields is None:
+            return None
+        if not self.keys(node, fields, what, LANGS):
+            return None
+        out = {lang: self.string(fields[lang][1], f"{what} ({lang})") for lang in LANGS}
+        if out["zh"] is None or out["en"] is None:
+            return None
+        out["zh"] = _CJK_FOLD.sub("", out["zh"])
+        return out  # type: ignore[return-value]
+
+    def string_list(self, node: yaml.Node, what: str) -> list[tuple[str, yaml.Node]] | None:
+        if not isinstance(node, yaml.SequenceNode):
+            self.problem(node, f"{what} must be a list")
+            return None
+        if not node.value:
+            self.problem(node, f"{what} is empty")
+            return None
+        out = []
+        for item in node.value:
+            text = self.string(item, f"an item of {what}")
+            if text is not None:
+                out.append((text, item))
+        return out
+
+    def weights(self, node: yaml.Node, what: str, key_check: Callable[[Any], Any]) -> dict[Any, float]:
+        fields = self.mapping(node, what)
+        out: dict[Any, float] = {}
+        if fields is None:
+            return out
+        for key, (key_node, value_node) in fields.items():
+            try:
+                checked = key_check(self.scalar(key_node, f"a key of {what}"))
+            except ValueError as exc:
+                self.problem(key_node, f"{what}: {exc}")
+                continue
+            value = self.scalar(value_node, f"the weight of '{key}'")
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+                self.problem(value_node, f"{what}: the weight of '{key}' must be a number in (0, 1], got {value!r}")
+                continue
+            out[checked] = float(value)
+        return out
+
+    # --- kinds ---------------------------------------------------------------------------------------
+
+    def read_entry(self, node: yaml.Node, kind: str) -> None:
+        what = "a cause" if kind == "cause" else "a known error"
+        fields = self.mapping(node, what)
+        if fields is None:
+            return
+        common_optional = ("evidence", "cues", "signatures")
+        if kind == "cause":
+            required = ("kind", "id", "number", "name", "title", "explanation", "fix", "signatures")
+            if not self.keys(node, fields, what, required, ("aliases", "evidence", "cues")):
+                return
+        elif not self.keys(node, fields, what, ("id", "title", "answer"), common_optional):
+            return
+        entry_id = self.string(fields["id"][1], "id")
+        if entry_id is None:
+            return
+        if not _ID.match(entry_id):
+            self.problem(fields["id"][1], f"id '{entry_id}' must be lower case letters, digits and _")
+            return
+        if kind == "cause" and entry_id not in CAUSE_IDS:
+            self.problem(fields["id"][1], f"a cause's id must be one of {', '.join(CAUSE_IDS)}, got '{entry_id}'")
+            return
+        if kind == "known" and entry_id in CAUSE_IDS:
+            self.problem(fields["id"][1], f"'{entry_id}' is a cause; known errors need other ids")
+            return
+        what = f"'{entry_id}'"
+        title = self.localized(fields["title"][1], f"{what} title")
+        signatures, places = self.read_signatures(fields, entry_id, kind)
+        cues = self.read_cues(fields, entry_id)
+        error_types, status_codes, exceptions = self.read_evidence(fields, entry_id)
+        values: dict[str, Any] = {}
+        if kind == "cause":
+            number = self.scalar(fields["number"][1], f"{what} number")
+            if not isinstance(number, int) or isinstance(number, bool) or not 1 <= number <= 4:
+                self.problem(fields["number"][1], f"{what} number must be 1, 2, 3 or 4, got {number!r}")
+                return
+            values["number"] = number
+            values["name"] = self.localized(fields["name"][1], f"{what} name")
+            values["explanation"] = self.localized(fields["explanation"][1], f"{what} explanation")
+            values["fix"] = self.read_fix(fields["fix"][1], what)
+            if "aliases" in fields:
+                aliases = self.string_list(fields["aliases"][1], f"{what} aliases")
+                values["aliases"] = tuple(clean(a) for a, _ in aliases or ())
+            if any(values.get(k) is None for k in ("name", "explanation", "fix")):
+                return
+        else:
+            values["answer"] = self.localized(fields["answer"][1], f"{what} answer")
+            if values["answer"] is None:
+                return
+        if title is None or signatures is None:
+            return
+        if not signatures and not cues and not (error_types or status_codes or exceptions):
+            self.problem(node, f"{what} has no signatures, cues or evidence, so nothing can ever match it")
+            return
+        entry = Entry(
+            id=entry_id,
+            kind=kind,
+            title=title,
+            signatures=tuple(signatures),
+            cues=cues,
+            error_types=error_types,
+            status_codes=status_codes,
+            exceptions=exceptions,
+            **values,
+        )
+        self.acc.add_entry(entry, self.at(fields["id"][1]), places)
+
+    def read_fix(self, node: yaml.Node, what: str) -> dict[str, tuple[str, ...]] | None:
+        fields = self.mapping(node, f"{what} fix")
+        if fields is None or not self.keys(node, fields, f"{what} fix", LANGS):
+            return None
+        out: dict[str, tuple[str, ...]] = {}
+        for lang in LANGS:
+            steps = self.string_list(fields[lang][1], f"{what} fix ({lang})")
+            if steps is None:
+                return None
+            out[lang] = tuple(s for s, _ in steps)
+        return out
+
+    def read_signatures(
+        self, fields: dict[str, tuple[yaml.Node, yaml.Node]], entry_id: str, kind: str
+    ) -> tuple[list[Signature] | None, list[str]]:
+        if "signatures" not in fields:
+            return [], []
+        node = fields["signatures"][1]
+        what = f"'{entry_id}' signatures"
+        if not isinstance(node, yaml.SequenceNode):
+            self.problem(node, f"{what} must be a list")
+            return None, []
+        out: list[Signature] = []
+        places: list[str] = []
+        for item in node.value:
+            also = None
+            text_node = item
+            if isinstance(item, yaml.MappingNode):
+                sub = self.mapping(item, "a signature")
+                if sub is None or not self.keys(item, sub, "a signature", ("text",), ("also",)):
+                    continue
+                text_node = sub["text"][1]
+                if "also" in sub:
+                    also = self.string(sub["also"][1], "a signature's 'also'")
+                    if also is not None and (also not in CAUSE_IDS or also == entry_id or kind != "cause"):
+                        self.problem(sub["also"][1], f"'also' must name another cause, got '{also}'")
+                        continue
+            text = self.string(text_node, f"a signature of '{entry_id}'")
+            if text is None:
+                continue
+            packed = compact(clean(text))
+            if weight(packed) < 6:
+                self.problem(text_node, f"signature '{text}' is too short to match safely (6+ letters or 3+ hanzi)")
+                continue
+            out.append(Signature(text=text, compact=packed, entry=entry_id, also=also))
+            places.append(self.at(text_node))
+        return out, places
+
+    def read_cues(self, fields: dict[str, tuple[yaml.Node, yaml.Node]], entry_id: str) -> dict[str, float]:
+        if "cues" not in fields:
+            return {}
+
+        def check(key: Any) -> str:
+            text = clean(str(key)) if key is not None else ""
+            if len(compact(text.rstrip("*"))) < 2:
+                raise ValueError(f"cue '{key}' is too short")
+            return text
+
+        return self.weights(fields["cues"][1], f"'{entry_id}' cues", check)
+
+    def read_evidence(
+        self, fields: dict[str, tuple[yaml.Node, yaml.Node]], entry_id: str
+    ) -> tuple[dict[str, float], dict[int, float], dict[str, float]]:
+        if "evidence" not in fields:
+            return {}, {}, {}
+        node = fields["evidence"][1]
+        what = f"'{entry_id}' evidence"
+        sub = self.mapping(node, what)
+        if sub is None or not self.keys(node, sub, what, (), ("error_types", "status_codes", "exceptions")):
+            return {}, {}, {}
+
+        def token(key: Any) -> str:
+            if not isinstance(key, str) or not _TOKEN.match(key):
+                raise ValueError(f"'{key}' must be a lower-case name like overloaded_error")
+            return key
+
+        def status(key: Any) -> int:
+            if not isinstance(key, int) or not 100 <= key <= 599:
+                raise ValueError(f"'{key}' must be an HTTP status code (100-599)")
+            return key
+
+        def part(key: str, check: Callable[[Any], Any]) -> dict[Any, float]:
+            return self.weights(sub[key][1], f"{what} {key}", check) if key in sub else {}
+
+        return part("error_types", token), part("status_codes", status), part("exceptions", token)
+
+    def read_cause(self, root: yaml.MappingNode, fields: dict[str, tuple[yaml.Node, yaml.Node]]) -> None:
+        self.read_entry(root, "cause")
+
+    def read_known(self, root: yaml.MappingNode, fields: dict[str, tuple[yaml.Node, yaml.Node]]) -> None:
+        if not self.keys(root, fields, "a known-errors file", ("kind", "entries")):
+            return
+        node = fields["entries"][1]
+        if not isinstance(node, yaml.SequenceNode) or not node.value:
+            self.problem(node, "'entries' must be a non-empty list")
+            return
+        for item in node.value:
+            self.read_entry(item, "known")
+
+    def read_strings(self, root: yaml.MappingNode, fields: dict[str, tuple[yaml.Node, yaml.Node]]) -> None:
+        if not self.keys(root, fields, "a strings file", ("kind", "strings")):
+            return
+        sub = self.mapping(fields["strings"][1], "'strings'")
+        for key, (key_node, value_node) in (sub or {}).items():
+            if key in self.acc.string_places:
+                self.problem(key_node, f"string '{key}' is defined twice (also at {self.acc.string_places[key]})")
+                continue
+            value = self.localized(value_node, f"string '{key}'")
+            if value is None:
+                continue
+            names = {lang: set(_PLACEHOLDER.findall(v)) for lang, v in value.items()}
+            if names["zh"] != names["en"]:
+                self.problem(value_node, f"string '{key}': zh and en use different {{placeholders}}")
+                continue
+            self.acc.string_places[key] = self.at(key_node)
+            self.acc.strings[key] = value
+
+    def read_matcher(self, root: yaml.MappingNode, fields: dict[str, tuple[yaml.Node, yaml.Node]]) -> None:
+        if not self.keys(root, fields, "the matcher file", ("kind", "thresholds"), ("error_context",)):
+            return
+        node = fields["thresholds"][1]
+        sub = self.mapping(node, "thresholds")
+        if sub is None or not self.keys(node, sub, "thresholds", ("asked", "strict"), ("runner_up_ratio",)):
+            return
+        values: dict[str, float] = {}
+        for key, (_, value_node) in sub.items():
+            value = self.scalar(value_node, f"thresholds {key}")
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+                self.problem(value_node, f"thresholds {key} must be a number in (0, 1], got {value!r}")
+                return
+            values[key] = float(value)
+        if values["strict"] < values["asked"]:
+            self.problem(node, "thresholds: strict must be at least as high as asked")
+            return
+        if self.acc.thresholds is not None:
+            self.problem(root, "a second matcher file: only one kind: matcher file is allowed")
+            return
+        self.acc.thresholds = Thresholds(**values)
+        if "error_context" in fields:
+            words = self.string_list(fields["error_context"][1], "error_context")
+            self.acc.error_context.extend(clean(w) for w, _ in words or ())
+
+    def read_peak(self, root: yaml.MappingNode, fields: dict[str, tuple[yaml.Node, yaml.Node]]) -> None:
+        data = yaml.SafeLoader("").construct_document(root)  # type: ignore[no-untyped-call]
+        try:
+            from bot.peak import PeakWindow
+
+            PeakWindow.from_mapping({k: v for k, v in data.items() if k not in ("kind", "source")})
+        except ImportError:
+            pass
+        except (ValueError, TypeError, KeyError) as exc:
+            self.problem(root, f"peak window: {exc}")
+            return
+        self.acc.peak = data
+
+
+def iter_entries(kb: KnowledgeBase) -> Iterator[Entry]:
+    """Causes first, then known non-causes."""
+    yield from kb.causes
+    yield from kb.known

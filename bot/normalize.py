@@ -1,0 +1,83 @@
+"""Text normalisation shared by the knowledge base and the matcher, so both sides compare like with like."""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+
+# Zero-width and bidi controls survive copy-paste from apps and break substring matches.
+_INVISIBLE = dict.fromkeys(
+    map(
+        ord,
+        "\u00ad\u180e\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2060\u2061\u2062\u2063\u2064\ufeff",
+    ),
+    None,
+)
+# NFKC leaves typographic quotes and dashes alone; users' keyboards and apps mix them freely.
+_PUNCT = str.maketrans(
+    {
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201a": "'",
+        "\u201b": "'",
+        "\u2032": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u201e": '"',
+        "\u201f": '"',
+        "\u2033": '"',
+        "\u2010": "-",
+        "\u2011": "-",
+        "\u2012": "-",
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u2015": "-",
+        "\u2212": "-",
+        "\u3000": " ",
+        "\u00a0": " ",
+    }
+)
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+# The compact form keeps only letters, digits and CJK ideographs: OCR drops spaces and users
+# re-punctuate, so matching on it makes "timed out", "timedout" and "Timed-Out" the same.
+_NOT_COMPACT = re.compile(r"[^0-9a-z\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+_SPACES = re.compile(r"\s+")
+
+
+@functools.cache
+def _t2s():  # type: ignore[no-untyped-def]
+    import opencc
+
+    return opencc.OpenCC("t2s.json")
+
+
+def has_cjk(text: str) -> bool:
+    """Whether the text contains any CJK ideograph."""
+    return _CJK.search(text) is not None
+
+
+def to_simplified(text: str) -> str:
+    """Convert Traditional Chinese to Simplified; text without ideographs is returned as is."""
+    if not has_cjk(text):
+        return text
+    return _t2s().convert(text)
+
+
+def clean(text: str) -> str:
+    """Case-fold and fold the Unicode variants users paste (full-width, curly quotes, zero-width, Traditional)."""
+    text = text.translate(_INVISIBLE)
+    text = unicodedata.normalize("NFKC", text).translate(_PUNCT).casefold()
+    text = to_simplified(text)
+    return _SPACES.sub(" ", text).strip()
+
+
+def compact(cleaned: str) -> str:
+    """Drop everything but letters, digits and ideographs from already cleaned text."""
+    return _NOT_COMPACT.sub("", cleaned)
+
+
+def weight(compact_text: str) -> float:
+    """How much information a compact string carries: an ideograph says about as much as 2.5 letters."""
+    cjk = len(_CJK.findall(compact_text))
+    return (len(compact_text) - cjk) + 2.5 * cjk

@@ -1,0 +1,128 @@
+"""Render diagnoses and cause pages as text, in HTML for Telegram or plain for the terminal, from one code path."""
+
+from __future__ import annotations
+
+import functools
+import html
+from collections.abc import Sequence
+from enum import Enum
+
+from bot.knowledge import Entry, KnowledgeBase, base_lang
+from bot.matcher import Diagnosis
+
+TELEGRAM_LIMIT = 4096
+_HANT_CODES = ("zh-hant", "zh-tw", "zh-hk", "zh-mo")
+
+
+class Markup(Enum):
+    """How a reply is marked up: Telegram HTML, or plain text for the CLI and console."""
+
+    HTML = "html"
+    PLAIN = "plain"
+
+    def esc(self, text: str) -> str:
+        return html.escape(text, quote=False) if self is Markup.HTML else text
+
+    def bold(self, text: str) -> str:
+        return f"<b>{self.esc(text)}</b>" if self is Markup.HTML else text
+
+
+def resolve_lang(code: str | None) -> str:
+    """The reply language for a Telegram language code: 'zh-hant', 'zh' or 'en'."""
+    code = (code or "").lower().replace("_", "-")
+    if any(code == h or code.startswith(h + "-") for h in _HANT_CODES):
+        return "zh-hant"
+    return "zh" if code == "zh" or code.startswith("zh-") else "en"
+
+
+@functools.cache
+def _s2t():  # type: ignore[no-untyped-def]
+    import opencc
+
+    return opencc.OpenCC("s2twp.json")
+
+
+def localize(text: str, lang: str) -> str:
+    """Turn Simplified Chinese text into Traditional for 'zh-hant' readers; other languages pass through."""
+    return _s2t().convert(text) if lang == "zh-hant" else text
+
+
+def _cause_block(kb: KnowledgeBase, cause: Entry, lang: str, markup: Markup, prefix: str = "") -> list[str]:
+    base = base_lang(lang)
+    assert cause.explanation is not None and cause.fix is not None
+    heading = kb.text("cause_heading", base, number=cause.number, title=cause.title[base])
+    lines = [markup.bold(f"{prefix}{heading}"), markup.esc(cause.explanation[base]), ""]
+    lines.append(markup.bold(kb.text("fix_heading", base)))
+    lines += [f"{i}. {markup.esc(step)}" for i, step in enumerate(cause.fix[base], 1)]
+    return lines
+
+
+def render_cause(kb: KnowledgeBase, cause_id: str, lang: str, markup: Markup = Markup.PLAIN) -> str:
+    """One cause's page: title, why it happens, numbered fix steps."""
+    return localize("\n".join(_cause_block(kb, kb.entry(cause_id), lang, markup)), lang)
+
+
+def render_diagnosis(
+    kb: KnowledgeBase,
+    diagnosis: Diagnosis,
+    lang: str,
+    markup: Markup = Markup.PLAIN,
+    extra: Sequence[str] = (),
+) -> str:
+    """The reply to a diagnosed text; `extra` lines (already marked up) go after the main cause."""
+    base = base_lang(lang)
+    if diagnosis.cause is not None:
+        sure = diagnosis.confidence >= kb.thresholds.strict
+        prefix = "" if sure else kb.text("likely_prefix", base) + " "
+        lines = _cause_block(kb, kb.entry(diagnosis.cause), lang, markup, prefix)
+        lines += list(extra)
+        if diagnosis.runner_up is not None:
+            lines += ["", markup.bold(kb.text("also_possible", base)), ""]
+            lines += _cause_block(kb, kb.entry(diagnosis.runner_up), lang, markup)
+    elif diagnosis.known is not None:
+        entry = kb.entry(diagnosis.known)
+        assert entry.answer is not None
+        lines = [markup.bold(entry.title[base]), markup.esc(entry.answer[base])]
+        if diagnosis.runner_up is not None:
+            lines += ["", markup.bold(kb.text("also_possible", base)), ""]
+            lines += _cause_block(kb, kb.entry(diagnosis.runner_up), lang, markup)
+    else:
+        lines = [markup.esc(kb.text("no_match", base))]
+    return localize("\n".join(lines).strip(), lang)
+
+
+def render_causes(kb: KnowledgeBase, lang: str, markup: Markup = Markup.PLAIN) -> str:
+    """The four causes, one line each, with how to see a fix."""
+    base = base_lang(lang)
+    lines = [markup.bold(kb.text("causes_intro", base))]
+    for cause in kb.causes:
+        assert cause.name is not None
+        lines.append(markup.esc(kb.text("causes_line", base, number=cause.number, name=cause.title[base])))
+    lines += ["", markup.esc(kb.text("causes_footer", base))]
+    return localize("\n".join(lines), lang)
+
+
+def split_message(text: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
+    """Split a reply into messages under `limit` characters at line breaks, so no line's markup is cut in two."""
+    if len(text) <= limit:
+        return [text]
+    parts: list[str] = []
+    current = ""
+    for para in text.split("\n"):
+        while len(para) > limit:
+            # A single line this long has no markup of ours spanning a break point; cut it at a space.
+            cut = para.rfind(" ", 0, limit) if " " in para[:limit] else limit
+            if current:
+                parts.append(current)
+                current = ""
+            parts.append(para[:cut])
+            para = para[cut:].lstrip()
+        candidate = f"{current}\n{para}" if current else para
+        if len(candidate) > limit:
+            parts.append(current)
+            current = para
+        else:
+            current = candidate
+    if current:
+        parts.append(current)
+    return [p for p in parts if p.strip()]

@@ -1,0 +1,150 @@
+"""The knowledge base loads, and every kind of breakage is reported with its file and line."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bot.knowledge import CAUSE_IDS, KnowledgeError, load_knowledge
+
+SHIPPED = Path(__file__).resolve().parent.parent / "knowledge"
+
+
+@pytest.fixture
+def kb_copy(tmp_path: Path) -> Path:
+    target = tmp_path / "kb"
+    shutil.copytree(SHIPPED, target)
+    return target
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text, f"fixture text not found in {path.name}: {old!r}"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def problems_of(directory: Path) -> list[str]:
+    with pytest.raises(KnowledgeError) as info:
+        load_knowledge(directory)
+    return info.value.problems
+
+
+def line_of(path: Path, needle: str) -> int:
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if needle in line:
+            return n
+    raise AssertionError(f"{needle!r} not in {path}")
+
+
+def test_shipped_knowledge_base_has_the_four_causes_numbered_as_in_the_article() -> None:
+    kb = load_knowledge(SHIPPED)
+    assert [(c.id, c.number) for c in kb.causes] == list(zip(CAUSE_IDS, (1, 2, 3, 4), strict=True))
+
+
+def test_every_cause_has_fix_steps_in_both_languages() -> None:
+    kb = load_knowledge(SHIPPED)
+    for cause in kb.causes:
+        assert cause.fix is not None
+        assert cause.fix["zh"] and cause.fix["en"]
+
+
+def test_no_referral_link_or_purchase_advice_reaches_the_knowledge_base() -> None:
+    text = "\n".join(p.read_text(encoding="utf-8") for p in SHIPPED.glob("*.yaml"))
+    assert "i6ls" not in text and "/links/" not in text
+    assert "镜像" not in text and "虚拟信用卡" not in text
+
+
+def test_folded_chinese_text_has_no_stray_spaces() -> None:
+    kb = load_knowledge(SHIPPED)
+    for cause in kb.causes:
+        assert cause.explanation is not None
+        assert not re.search(r"[\u4e00-\u9fff，。] [\u4e00-\u9fff]", cause.explanation["zh"])
+
+
+def test_unknown_key_names_file_and_line(kb_copy: Path) -> None:
+    path = kb_copy / "network.yaml"
+    edit(path, "number: 1\n", "number: 1\ncolour: blue\n")
+    assert f"{path}:{line_of(path, 'colour')}: unknown key 'colour'" in "\n".join(problems_of(kb_copy))
+
+
+def test_missing_language_names_file_and_line(kb_copy: Path) -> None:
+    path = kb_copy / "service.yaml"
+    edit(path, "title:\n  zh: 服务中断：Claude 自身出了故障\n", "title:\n")
+    problems = "\n".join(problems_of(kb_copy))
+    assert re.search(rf"{re.escape(str(path))}:\d+: 'service' title is missing 'zh'", problems)
+
+
+def test_duplicate_id_names_both_places(kb_copy: Path) -> None:
+    path = kb_copy / "known.yaml"
+    edit(path, "  - id: login\n", "  - id: billing\n")
+    problems = "\n".join(problems_of(kb_copy))
+    assert f"{path}:{line_of(path, 'id: billing')}: duplicate id 'billing'" not in problems
+    assert re.search(
+        rf"{re.escape(str(path))}:\d+: duplicate id 'billing' \(first defined at .*known.yaml:\d+\)", problems
+    )
+
+
+def test_signature_under_two_causes_is_refused(kb_copy: Path) -> None:
+    path = kb_copy / "service.yaml"
+    edit(
+        path,
+        "signatures:\n",
+        'signatures:\n  - "Request timed out. Check your internet connection and proxy settings"\n',
+    )
+    problems = "\n".join(problems_of(kb_copy))
+    assert f"{path}:{line_of(path, 'Request timed out')}: signature listed under two entries" in problems
+    assert "'network'" in problems
+
+
+def test_empty_fix_list_is_refused(kb_copy: Path) -> None:
+    path = kb_copy / "capacity.yaml"
+    text = path.read_text(encoding="utf-8")
+    start = text.index("  en:\n    - Wait a few minutes")
+    end = text.index("signatures:")
+    path.write_text(text[:start] + "  en: []\n" + text[end:], encoding="utf-8")
+    assert f"{path}:{line_of(path, 'en: []')}: 'capacity' fix (en) is empty" in problems_of(kb_copy)
+
+
+def test_bad_yaml_names_file_and_line(kb_copy: Path) -> None:
+    path = kb_copy / "context.yaml"
+    edit(path, "number: 4\n", "number: [4\n")
+    problems = problems_of(kb_copy)
+    assert len(problems) == 1
+    assert re.match(rf"{re.escape(str(path))}:\d+: invalid YAML", problems[0])
+
+
+def test_bad_weight_names_file_and_line(kb_copy: Path) -> None:
+    path = kb_copy / "network.yaml"
+    edit(path, "  vpn: 0.55\n", "  vpn: high\n")
+    problems = problems_of(kb_copy)
+    where = f"{path}:{line_of(path, 'vpn: high')}"
+    assert f"{where}: 'network' cues: the weight of 'vpn' must be a number in (0, 1], got 'high'" in problems
+
+
+def test_missing_cause_is_reported(kb_copy: Path) -> None:
+    (kb_copy / "capacity.yaml").unlink()
+    assert any("the cause 'capacity' is missing" in p for p in problems_of(kb_copy))
+
+
+def test_every_problem_is_reported_not_just_the_first(kb_copy: Path) -> None:
+    edit(kb_copy / "network.yaml", "number: 1\n", "number: 1\ncolour: blue\n")
+    edit(kb_copy / "service.yaml", "number: 2\n", "number: 2\nshape: round\n")
+    assert len(problems_of(kb_copy)) == 2
+
+
+def test_missing_directory_is_one_clear_problem(tmp_path: Path) -> None:
+    assert problems_of(tmp_path / "nope") == [
+        f"{tmp_path / 'nope'}: knowledge directory not found (set KNOWLEDGE_DIR to a directory)"
+    ]
+
+
+def test_a_new_error_string_needs_no_code_change(kb_copy: Path) -> None:
+    from bot.matcher import Matcher
+
+    text = "Flux capacitor desynchronised while contacting Claude"
+    assert Matcher(load_knowledge(kb_copy)).diagnose(text).cause is None
+    edit(kb_copy / "network.yaml", "signatures:\n", f'signatures:\n  - "{text}"\n')
+    assert Matcher(load_knowledge(kb_copy)).diagnose(text).cause == "network"

@@ -1,0 +1,133 @@
+"""Behaviours of the matcher on the shapes of text users really send (the corpus tests cover breadth)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bot.matcher import MAX_INPUT_CHARS, Diagnosis, diagnose
+
+CAPACITY = "Due to unexpected capacity constraints, Claude is unable to respond to your message. Please try again soon."
+INTERRUPTED = (
+    "Claude's response was interrupted. This can be caused by network problems or exceeding the maximum "
+    "conversation length. Please contact support if the issue persists."
+)
+
+
+def test_verbatim_message_is_diagnosed_with_high_confidence() -> None:
+    d = diagnose(CAPACITY)
+    assert d.cause == "capacity" and d.confidence >= 0.95
+
+
+def test_message_naming_two_causes_reports_both() -> None:
+    d = diagnose(INTERRUPTED)
+    assert (d.cause, d.runner_up) == ("network", "context")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Due to unexpected capacity constraints, Claude is unable to respo",
+        "Due to unexpectd capacty constraints, Claude is unable to respond to your mesage",
+        "DUE TO UNEXPECTED CAPACITY CONSTRAINTS, CLAUDE IS UNABLE TO RESPOND",
+        "Due\u200b to unexpected capacity constraints, Claude is unable to respond 😭",
+        "Ｄｕｅ ｔｏ ｕｎｅｘｐｅｃｔｅｄ ｃａｐａｃｉｔｙ ｃｏｎｓｔｒａｉｎｔｓ",
+        "DuetounexpectedcapacityconstraintsClaudeisunabletorespondtoyourmessage",
+        "Due to unexpected capaclty constralnts, C1aude is unab1e to respond to your rnessage",
+        "why does claude keep saying “due to unexpected capacity constraints”??",
+        "Claude 一直提示 Due to unexpected capacity constraints，怎么办？",
+    ],
+    ids=[
+        "truncated",
+        "typos",
+        "upper",
+        "zero-width-emoji",
+        "full-width",
+        "no-spaces",
+        "ocr",
+        "question",
+        "zh-sentence",
+    ],
+)
+def test_capacity_message_survives_what_users_do_to_it(text: str) -> None:
+    assert diagnose(text).cause == "capacity"
+
+
+@pytest.mark.parametrize(
+    ("text", "cause"),
+    [
+        ('{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}', "capacity"),
+        ("anthropic.APIStatusError: {'type': 'error', 'error': {'type': 'overloaded_error'}}", "capacity"),
+        ("API Error: 529", "capacity"),
+        (
+            'API Error: 500 {"type":"error","error":{"type":"api_error","message":"Internal server error"}}',
+            "service",
+        ),
+        ('event: error\ndata: {"type": "error", "error": {"type": "overloaded_error"}}', "capacity"),
+    ],
+    ids=["json", "python-repr", "status-code", "api-error-500", "sse"],
+)
+def test_structured_errors_are_read_from_their_types_and_codes(text: str, cause: str) -> None:
+    assert diagnose(text).cause == cause
+
+
+def test_traditional_chinese_matches_simplified_signature() -> None:
+    assert diagnose("我們無法連接到Claude。請檢查你的網路連接並重試。").cause == "network"
+
+
+def test_error_inside_a_long_log_is_found() -> None:
+    noise = "\n".join(f"2026-11-25T10:{i % 60:02d}:00Z INFO worker step {i} finished ok" for i in range(1200))
+    text = (
+        noise[:30000] + "\nAPI Error: 529 Overloaded. This is a server-side issue, usually temporary\n" + noise[:30000]
+    )
+    assert len(text) > 60_000
+    assert diagnose(text).cause == "capacity"
+
+
+def test_text_beyond_the_input_cap_is_ignored_not_fatal() -> None:
+    text = "x" * (MAX_INPUT_CHARS + 10) + CAPACITY
+    assert diagnose(text).cause is None
+
+
+def test_one_megabyte_of_text_is_answered() -> None:
+    assert isinstance(diagnose("lorem ipsum " * 90_000), Diagnosis)
+
+
+@pytest.mark.parametrize("text", ["", "   \n\t ", "😀😀🎉", "\x00\x01\x02", "!!!???"])
+def test_text_without_words_gets_no_diagnosis(text: str) -> None:
+    d = diagnose(text)
+    assert not d.matched and d.confidence == 0.0
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "hi everyone, good morning!",
+        "the capacity of this stadium is 50,000 people",
+        "please check back soon for the schedule",
+        "Claude is great at writing poems",
+        "今天天气不错，大家周末愉快",
+    ],
+)
+def test_ordinary_chat_is_left_alone(text: str) -> None:
+    assert diagnose(text).cause is None
+
+
+def test_known_non_cause_is_reported_as_known() -> None:
+    d = diagnose("Your credit balance is too low to access the Anthropic API.")
+    assert (d.cause, d.known) == (None, "billing")
+
+
+def test_strict_level_refuses_what_asked_level_accepts() -> None:
+    text = "claude keeps timing out on my vpn"
+    assert diagnose(text).cause == "network"
+    assert diagnose(text, strict=True).cause is None
+
+
+def test_json_shape() -> None:
+    obj = diagnose(CAPACITY).to_json()
+    assert set(obj) == {"cause", "confidence", "known", "runner_up", "evidence"}
+    assert 0 <= obj["confidence"] <= 1
+    json.dumps(obj)
+    assert "capacity" in obj["evidence"]
