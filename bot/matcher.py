@@ -7,7 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from rapidfuzz import fuzz, process
+from rapidfuzz import fuzz
 
 from bot.knowledge import Entry, KnowledgeBase, Signature, iter_entries
 from bot.normalize import clean, compact, has_cjk, weight
@@ -18,7 +18,8 @@ MAX_INPUT_CHARS = 65_536
 _FULL_STRENGTH = 30.0
 # Texts longer than this (compact chars) go through the n-gram prefilter instead of scoring every signature.
 _PREFILTER_FROM = 400
-_GRAM = 5
+_GRAM = 4
+_MAX_CANDIDATES = 6
 _MIN_RATIO = 72.0
 # Cue-only scores without anything that says "an error about Claude" are discounted by this factor.
 _NO_CONTEXT_FACTOR = 0.6
@@ -110,8 +111,8 @@ class Matcher:
         for i, sig in enumerate(self.signature_texts):
             for j in range(max(1, len(sig) - _GRAM + 1)):
                 self.grams[sig[j : j + _GRAM]].add(i)
-        # Word cues are looked up by their first word; a trailing * lets the last word be a prefix.
-        self.word_cues: dict[str, list[tuple[tuple[str, ...], bool, str, str, float]]] = defaultdict(list)
+        # Word cues are found as " w1 w2 " in the space-joined words; a trailing * drops the closing space.
+        self.word_cues: dict[str, list[tuple[str, str, str, float]]] = defaultdict(list)
         self.prefix_cues: list[tuple[str, str, str, float]] = []
         self.cjk_cues: list[tuple[str, str, str, float]] = []
         self.compact_cues: list[tuple[str, str, str, float]] = []
@@ -124,6 +125,8 @@ class Matcher:
                 self.tokens[token].append((entry.id, token, w))
             for code, w in entry.status_codes.items():
                 self.status_codes[code].append((entry.id, w))
+        self.first_words = frozenset(self.word_cues)
+        self.signature_grams = [max(1, len(t) - _GRAM + 1) for t in self.signature_texts]
         self.context_words: set[str] = set()
         self.context_phrases: list[tuple[str, ...]] = []
         self.context_cjk: list[str] = []
@@ -149,7 +152,8 @@ class Matcher:
         if len(words) == 1 and prefix:
             self.prefix_cues.append((words[0], entry_id, cue, w))
         else:
-            self.word_cues[words[0]].append((words, prefix, entry_id, cue, w))
+            needle = " " + " ".join(words) + ("" if prefix else " ")
+            self.word_cues[words[0]].append((needle, entry_id, cue, w))
         packed = compact(body)
         if len(words) > 1 and len(packed) >= 9:
             # Spaceless text (OCR) can only be reached through the compact form.
@@ -172,22 +176,36 @@ class Matcher:
         self._match_evidence(cleaned, words, scores)
         return self._decide(scores, self._has_context(packed, words), threshold)
 
+    def _candidates(self, packed: str) -> list[tuple[int, str]]:
+        """Signatures sharing enough n-grams with the text, best first, each with the stretch of text to score."""
+        n = len(packed)
+        grams = {packed[i : i + _GRAM]: i for i in range(n - _GRAM + 1)} if n >= _GRAM else {packed: 0}
+        hits: dict[int, list[int]] = defaultdict(list)
+        for gram in grams.keys() & self.grams.keys():
+            pos = grams[gram]
+            for i in self.grams[gram]:
+                hits[i].append(pos)
+        # Scoring every signature is what costs: only the few sharing the most n-grams are scored.
+        ranked = sorted(hits.items(), key=lambda kv: len(kv[1]) / self.signature_grams[kv[0]], reverse=True)
+        out = []
+        for i, positions in ranked[:_MAX_CANDIDATES]:
+            if len(positions) < min(2, self.signature_grams[i]):
+                continue
+            if n <= _PREFILTER_FROM:
+                out.append((i, packed))
+                continue
+            length = len(self.signature_texts[i])
+            positions.sort()
+            middle = positions[len(positions) // 2]
+            out.append((i, packed[max(0, middle - 2 * length) : middle + 2 * length]))
+        return out
+
     def _match_signatures(self, packed: str, scores: dict[str, _Score]) -> None:
         text_weight = weight(packed)
-        if len(packed) > _PREFILTER_FROM:
-            grams = {packed[i : i + _GRAM] for i in range(len(packed) - _GRAM + 1)}
-            candidates: set[int] = set()
-            for gram in grams.intersection(self.grams):
-                candidates |= self.grams[gram]
-            hits = [
-                (self.signature_texts[i], fuzz.partial_ratio(self.signature_texts[i], packed), i) for i in candidates
-            ]
-        else:
-            hits = process.extract(
-                packed, self.signature_texts, scorer=fuzz.partial_ratio, score_cutoff=_MIN_RATIO, limit=None
-            )
-        for sig_text, ratio, i in hits:
-            if ratio < _MIN_RATIO:
+        for i, stretch in self._candidates(packed):
+            sig_text = self.signature_texts[i]
+            ratio = fuzz.partial_ratio(sig_text, stretch, score_cutoff=_MIN_RATIO)
+            if not ratio:
                 continue
             sig = self.signatures[i]
             sig_weight = self.signature_weights[i]
@@ -211,20 +229,13 @@ class Matcher:
                 slot.signature, slot.signature_text, slot.also = score, sig.text, sig.also
 
     def _match_cues(self, cleaned: str, packed: str, words: list[str], scores: dict[str, _Score]) -> None:
-        n = len(words)
-        for i, word in enumerate(words):
-            for cue_words, prefix, entry_id, cue, w in self.word_cues.get(word, ()):
-                k = len(cue_words)
-                if i + k > n:
-                    continue
-                if prefix:
-                    ok = words[i + 1 : i + k - 1] == list(cue_words[1:-1]) and words[i + k - 1].startswith(
-                        cue_words[-1]
-                    )
-                else:
-                    ok = k == 1 or words[i + 1 : i + k] == list(cue_words[1:])
-                if ok:
-                    scores[entry_id].add_cue(cue, w)
+        present = self.first_words.intersection(words)
+        if present:
+            joined = f" {' '.join(words)} "
+            for word in present:
+                for needle, entry_id, cue, w in self.word_cues[word]:
+                    if needle in joined:
+                        scores[entry_id].add_cue(cue, w)
         for stem, entry_id, cue, w in self.prefix_cues:
             if stem in cleaned and any(word.startswith(stem) for word in words):
                 scores[entry_id].add_cue(cue, w)
@@ -238,8 +249,8 @@ class Matcher:
                     scores[entry_id].add_cue(cue, w)
 
     def _match_evidence(self, cleaned: str, words: list[str], scores: dict[str, _Score]) -> None:
-        for word in set(words):
-            for entry_id, token, w in self.tokens.get(word, ()):
+        for word in self.tokens.keys() & set(words):
+            for entry_id, token, w in self.tokens[word]:
                 scores[entry_id].add_evidence(token, w)
         for m in _STATUS.finditer(cleaned):
             code = int(m.group(1) or m.group(2) or m.group(3))
