@@ -36,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--misses", type=int, default=0, metavar="N", help="also list up to N wrong answers")
     c = sub.add_parser("check-kb", help="validate a knowledge base directory (default: KNOWLEDGE_DIR)")
     c.add_argument("directory", nargs="?")
+    r = sub.add_parser("run", help="run the Telegram bot (long polling; --webhook to serve a webhook)")
+    r.add_argument("--webhook", action="store_true", help="serve a webhook at WEBHOOK_URL instead of polling")
+    sub.add_parser("chat", help="the console chat: answers here as the bot does in a private chat")
     return p
 
 
@@ -164,10 +167,30 @@ def cmd_check_kb(args: argparse.Namespace, out: TextIO | None = None) -> int:
     return EXIT_OK
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    """`claude-doctor run [--webhook]`."""
+    from bot.app import run_bot
+
+    return run_bot(webhook=args.webhook)
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    """`claude-doctor chat`."""
+    from bot.console import chat
+
+    return chat()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     args = _parser().parse_args(argv)
-    commands = {"diagnose": cmd_diagnose, "eval": cmd_eval, "check-kb": cmd_check_kb}
+    commands = {
+        "diagnose": cmd_diagnose,
+        "eval": cmd_eval,
+        "check-kb": cmd_check_kb,
+        "run": cmd_run,
+        "chat": cmd_chat,
+    }
     try:
         if args.command is None:
             from bot.console import default_entry

@@ -1,0 +1,108 @@
+"""Build the python-telegram-bot Application and run it (long polling or webhook), with clear start-up errors."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from urllib.parse import urlparse
+
+from telegram import BotCommand, LinkPreviewOptions, Update
+from telegram.constants import ParseMode
+from telegram.error import InvalidToken, NetworkError, TelegramError
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaults
+
+from bot.config import ConfigError, Settings, load_dotenv_if_present, load_settings, setup_logging
+from bot.handlers import Doctor, register
+from bot.knowledge import KnowledgeError
+from bot.matcher import Matcher, get_matcher
+from bot.replies import Markup
+from bot.responder import Responder
+from bot.storage import Storage, StorageError
+
+log = logging.getLogger(__name__)
+COMMANDS = ("start", "help", "causes", "fix", "lang", "autoreply")
+
+
+def build_application(settings: Settings, matcher: Matcher, storage: Storage) -> Application:  # type: ignore[type-arg]
+    """The Application with HTML defaults, link previews off, the rate limiter and every handler."""
+    application = (
+        ApplicationBuilder()
+        .token(settings.token)
+        .base_url(settings.base_url)
+        .base_file_url(settings.base_file_url)
+        .defaults(Defaults(parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True)))
+        # Queues sends under Telegram's limits and retries once a RetryAfter has passed.
+        .rate_limiter(AIORateLimiter(max_retries=2))
+        .post_init(_post_init)
+        .build()
+    )
+    application.bot_data["doctor"] = Doctor(Responder(matcher, Markup.HTML), storage)
+    register(application)
+    return application
+
+
+async def _post_init(application: Application) -> None:  # type: ignore[type-arg]
+    """Register the command menus in English (default) and Chinese; a failure is logged and the bot runs on."""
+    kb = application.bot_data["doctor"].responder.kb
+    for lang_code, lang in ((None, "en"), ("zh", "zh")):
+        commands = [BotCommand(name, kb.text(f"cmd_{name}", lang)) for name in COMMANDS]
+        try:
+            await application.bot.set_my_commands(commands, language_code=lang_code)
+        except TelegramError as exc:
+            log.warning("could not register the %s command menu: %s", lang, exc)
+    log.info("running as @%s", application.bot.username)
+
+
+def _fail(message: str, code: int = 1) -> int:
+    print(f"claude-doctor: {message}", file=sys.stderr)
+    return code
+
+
+def run_bot(*, webhook: bool = False) -> int:
+    """Start the bot until interrupted; every start-up failure is one line on stderr and a non-zero exit."""
+    load_dotenv_if_present()
+    try:
+        settings = load_settings(webhook=webhook)
+    except ConfigError as exc:
+        return _fail(str(exc), 2)
+    setup_logging(settings.log_level, settings.token)
+    try:
+        matcher = get_matcher()
+    except KnowledgeError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return _fail("the knowledge base is broken; fix it or point KNOWLEDGE_DIR elsewhere")
+    try:
+        storage = Storage(settings.data_dir)
+    except StorageError as exc:
+        return _fail(str(exc))
+    application = build_application(settings, matcher, storage)
+    api = urlparse(settings.base_url)
+    try:
+        if webhook:
+            assert settings.webhook_url is not None
+            path = urlparse(settings.webhook_url).path.strip("/") or "telegram"
+            log.info("serving the webhook on %s:%s/%s", settings.listen, settings.port, path)
+            application.run_webhook(
+                listen=settings.listen,
+                port=settings.port,
+                url_path=path,
+                webhook_url=settings.webhook_url,
+                secret_token=settings.webhook_secret,
+                allowed_updates=Update.ALL_TYPES,
+                drop_pending_updates=False,
+            )
+        else:
+            log.info("polling the Bot API at %s://%s", api.scheme, api.netloc)
+            application.run_polling(allowed_updates=Update.ALL_TYPES)
+    except InvalidToken:
+        return _fail("Telegram rejected TELEGRAM_BOT_TOKEN: check it with @BotFather")
+    except NetworkError as exc:
+        return _fail(f"cannot reach the Bot API at {api.scheme}://{api.netloc}: {exc.message}")
+    except OSError as exc:
+        return _fail(f"cannot serve the webhook on {settings.listen}:{settings.port}: {exc.strerror or exc}")
+    except (TimeoutError, TelegramError) as exc:
+        return _fail(f"the Bot API refused to start the bot: {exc}")
+    finally:
+        storage.close()
+    return 0

@@ -1,0 +1,125 @@
+"""Settings from the environment (and a .env file), validated up front with one clear line per problem."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+OFFICIAL_BASE_URL = "https://api.telegram.org/bot"
+DEFAULT_STATUS_PAGE = "https://status.claude.com"
+_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; the message is one line for the operator."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the bot needs from its environment."""
+
+    token: str
+    base_url: str = OFFICIAL_BASE_URL
+    base_file_url: str = "https://api.telegram.org/file/bot"
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    listen: str = "0.0.0.0"
+    port: int = 8080
+    data_dir: Path = Path("data")
+    log_level: str = "INFO"
+    status_page_url: str = DEFAULT_STATUS_PAGE
+
+
+def load_dotenv_if_present() -> None:
+    """Read ./.env into the environment without overriding variables that are already set."""
+    from dotenv import load_dotenv
+
+    load_dotenv(Path.cwd() / ".env", override=False)
+
+
+def file_url_for(base_url: str) -> str:
+    """The file-download base matching a Bot API base URL ('.../bot' -> '.../file/bot')."""
+    head, sep, tail = base_url.rstrip("/").rpartition("/bot")
+    return f"{head}/file/bot{tail}" if sep else base_url.rstrip("/") + "/file/bot"
+
+
+def load_settings(*, webhook: bool = False, env: dict[str, str] | None = None) -> Settings:
+    """Settings from `env` (default: the process environment), or ConfigError naming the first bad variable."""
+    env = dict(os.environ) if env is None else env
+
+    def get(name: str, default: str = "") -> str:
+        return env.get(name, default).strip()
+
+    token = get("TELEGRAM_BOT_TOKEN")
+    if not token:
+        raise ConfigError("TELEGRAM_BOT_TOKEN is not set: get a token from @BotFather and put it in the environment")
+    if not re.fullmatch(r"\d+:[A-Za-z0-9_-]{20,}", token):
+        raise ConfigError("TELEGRAM_BOT_TOKEN does not look like a bot token (expected '123456:ABC...')")
+    base_url = get("TELEGRAM_BASE_URL") or OFFICIAL_BASE_URL
+    if not base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"TELEGRAM_BASE_URL must start with http:// or https://, got {base_url!r}")
+    base_file_url = get("TELEGRAM_BASE_FILE_URL") or file_url_for(base_url)
+    port_text = get("PORT", "8080")
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ConfigError(f"PORT must be a port number (1-65535), got {port_text!r}")
+    level = get("LOG_LEVEL", "INFO").upper()
+    if level not in _LEVELS:
+        raise ConfigError(f"LOG_LEVEL must be one of {', '.join(_LEVELS)}, got {level!r}")
+    webhook_url = get("WEBHOOK_URL") or None
+    secret = get("WEBHOOK_SECRET") or None
+    if webhook:
+        if not webhook_url or not webhook_url.startswith(("https://", "http://")):
+            raise ConfigError("webhook mode needs WEBHOOK_URL, the public https:// address Telegram should post to")
+        if not secret:
+            raise ConfigError(
+                "webhook mode needs WEBHOOK_SECRET (letters, digits, _ and -), to verify Telegram's posts"
+            )
+    if secret is not None and not _SECRET.match(secret):
+        raise ConfigError("WEBHOOK_SECRET may only contain letters, digits, _ and - (1-256 characters)")
+    return Settings(
+        token=token,
+        base_url=base_url,
+        base_file_url=base_file_url,
+        webhook_url=webhook_url,
+        webhook_secret=secret,
+        listen=get("LISTEN", "0.0.0.0"),
+        port=int(port_text),
+        data_dir=Path(get("DATA_DIR") or "data"),
+        log_level=level,
+        status_page_url=env.get("STATUS_PAGE_URL", DEFAULT_STATUS_PAGE).strip(),
+    )
+
+
+class RedactToken(logging.Filter):
+    """Replaces the bot token in every log record, wherever a library put it (httpx logs request URLs)."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self.token = token
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.token:
+            return True
+        message = record.getMessage()
+        if self.token in message:
+            record.msg = message.replace(self.token, "<token>")
+            record.args = None
+        return True
+
+
+def setup_logging(level: str, token: str = "") -> None:
+    """Log to stderr at `level`, with httpx's per-request lines off and the token redacted everywhere."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactToken(token))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # httpx logs each request URL at INFO, and Bot API URLs contain the token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)

@@ -1,0 +1,492 @@
+"""Telegram handlers: turn an update into text for the responder and its answer into a message, nothing more."""
+
+from __future__ import annotations
+
+import html
+import logging
+from dataclasses import dataclass, field
+
+from telegram import (
+    Chat,
+    ChatMember,
+    ChatMemberUpdated,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InlineQueryResultArticle,
+    InputTextMessageContent,
+    Message,
+    MessageEntity,
+    ReplyParameters,
+    Update,
+)
+from telegram.constants import ChatMemberStatus, ChatType
+from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    ChatMemberHandler,
+    CommandHandler,
+    ContextTypes,
+    InlineQueryHandler,
+    MessageHandler,
+    filters,
+)
+
+from bot.cooldown import Cooldown
+from bot.knowledge import base_lang
+from bot.replies import localize, resolve_lang, split_message
+from bot.responder import CAUSE_BUTTON, CAUSES_BUTTON, Answer, Button, Responder
+from bot.storage import Storage
+
+log = logging.getLogger(__name__)
+INLINE_QUERY_LIMIT = 256
+
+
+@dataclass
+class Doctor:
+    """What the handlers share: the responder (HTML), the settings store and the auto-reply cooldown."""
+
+    responder: Responder
+    storage: Storage
+    cooldown: Cooldown = field(default_factory=Cooldown)
+
+
+def doctor_of(context: ContextTypes.DEFAULT_TYPE) -> Doctor:
+    return context.application.bot_data["doctor"]
+
+
+# --- language and helpers ---------------------------------------------------------------------------
+
+
+def user_lang(doctor: Doctor, update: Update) -> str:
+    """The language to answer in: the user's /lang choice in private chats, the group's /lang in groups,
+    else the sender's Telegram language."""
+    chat = update.effective_chat
+    user = update.effective_user
+    if chat is not None and chat.type != ChatType.PRIVATE:
+        chosen = doctor.storage.chat(chat.id).lang
+        if chosen:
+            return chosen
+    elif user is not None:
+        chosen = doctor.storage.user_lang(user.id)
+        if chosen:
+            return chosen
+    return resolve_lang(user.language_code if user else None)
+
+
+def keyboard(buttons: tuple[tuple[Button, ...], ...]) -> InlineKeyboardMarkup | None:
+    rows = [[InlineKeyboardButton(b.label, callback_data=b.data) for b in row] for row in buttons if row]
+    return InlineKeyboardMarkup(rows) if rows else None
+
+
+def message_text(message: Message | None) -> str:
+    """The text a message carries: its text or its caption."""
+    if message is None:
+        return ""
+    return message.text or message.caption or ""
+
+
+def thread_of(message: Message) -> int | None:
+    """The forum topic to answer in (None outside topics)."""
+    return message.message_thread_id if message.is_topic_message else None
+
+
+async def send_answer(
+    context: ContextTypes.DEFAULT_TYPE, chat_id: int, answer: Answer, reply_to: Message | None
+) -> Message | None:
+    """Send an answer (split under Telegram's limit) replying to `reply_to`; None if the chat is closed to us."""
+    parts = split_message(answer.text)
+    first: Message | None = None
+    for n, part in enumerate(parts):
+        last = n == len(parts) - 1
+        try:
+            sent = await context.bot.send_message(
+                chat_id,
+                part,
+                message_thread_id=thread_of(reply_to) if reply_to else None,
+                # A deleted error message must not stop the answer: it then goes out without the quote.
+                reply_parameters=ReplyParameters(reply_to.message_id, allow_sending_without_reply=True)
+                if reply_to is not None and n == 0
+                else None,
+                reply_markup=keyboard(answer.buttons) if last else None,
+            )
+        except Forbidden as exc:
+            log.info("chat %s is closed to the bot (%s); answer dropped", chat_id, exc.message)
+            return None
+        first = first or sent
+    return first
+
+
+def mentions_bot(message: Message, username: str, bot_id: int) -> bool:
+    """Whether the message @-mentions this bot (by username or as a text mention)."""
+    for entity, value in message.parse_entities([MessageEntity.MENTION, MessageEntity.TEXT_MENTION]).items():
+        if entity.type == MessageEntity.TEXT_MENTION and entity.user and entity.user.id == bot_id:
+            return True
+        if entity.type == MessageEntity.MENTION and value.lstrip("@").lower() == username.lower():
+            return True
+    for value in message.parse_caption_entities([MessageEntity.MENTION]).values():
+        if value.lstrip("@").lower() == username.lower():
+            return True
+    return False
+
+
+def without_mention(text: str, username: str) -> str:
+    return text.replace(f"@{username}", " ").replace(f"@{username.lower()}", " ").strip()
+
+
+async def is_admin(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+    """Whether the sender may change a group's settings (anonymous admins post as the group itself)."""
+    chat = update.effective_chat
+    message = update.effective_message
+    if chat is None or message is None:
+        return False
+    if message.sender_chat is not None and message.sender_chat.id == chat.id:
+        return True
+    user = update.effective_user
+    if user is None:
+        return False
+    try:
+        member = await context.bot.get_chat_member(chat.id, user.id)
+    except TelegramError as exc:
+        log.warning("could not check admin rights in chat %s: %s", chat.id, exc)
+        return False
+    return member.status in (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER)
+
+
+def is_group(chat: Chat | None) -> bool:
+    return chat is not None and chat.type in (ChatType.GROUP, ChatType.SUPERGROUP)
+
+
+# --- commands ---------------------------------------------------------------------------------------
+
+
+async def cmd_start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    doctor = doctor_of(context)
+    message = update.effective_message
+    if message is not None:
+        await send_answer(context, message.chat_id, doctor.responder.start(user_lang(doctor, update)), None)
+
+
+async def cmd_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    doctor = doctor_of(context)
+    message = update.effective_message
+    if message is not None:
+        reply_to = message if is_group(update.effective_chat) else None
+        await send_answer(context, message.chat_id, doctor.responder.help(user_lang(doctor, update)), reply_to)
+
+
+async def cmd_causes(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    doctor = doctor_of(context)
+    message = update.effective_message
+    if message is not None:
+        reply_to = message if is_group(update.effective_chat) else None
+        await send_answer(context, message.chat_id, doctor.responder.causes(user_lang(doctor, update)), reply_to)
+
+
+async def cmd_fix(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/fix as a reply diagnoses the replied-to message; /fix N|name shows a fix; /fix TEXT diagnoses TEXT."""
+    doctor = doctor_of(context)
+    message = update.effective_message
+    if message is None:
+        return
+    lang = user_lang(doctor, update)
+    args = " ".join(context.args or [])
+    target = message.reply_to_message
+    if target is not None and not args and not (target.from_user and target.from_user.id == context.bot.id):
+        text = message_text(target)
+        answer = doctor.responder.diagnosis(text, lang) if text else doctor.responder.media(lang)
+        sent = await send_answer(context, message.chat_id, answer, target)
+        if sent is not None:
+            doctor.storage.remember_answer(message.chat_id, target.message_id, sent.message_id)
+        return
+    # The command's own text, not context.args: that keeps the user's line breaks.
+    full = message_text(message)
+    rest = full.split(maxsplit=1)[1] if len(full.split(maxsplit=1)) > 1 else ""
+    answer = doctor.responder.fix(rest, lang)
+    reply_to = message if is_group(update.effective_chat) else None
+    sent = await send_answer(context, message.chat_id, answer, reply_to)
+    if sent is not None and rest:
+        doctor.storage.remember_answer(message.chat_id, message.message_id, sent.message_id)
+
+
+async def cmd_lang(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/lang zh|en: the user's language in private chats, the group's (admins only) in groups."""
+    doctor = doctor_of(context)
+    message = update.effective_message
+    chat = update.effective_chat
+    if message is None or chat is None:
+        return
+    choice = (context.args or [""])[0].lower()
+    lang = user_lang(doctor, update)
+    reply_to = message if is_group(chat) else None
+    if choice not in ("zh", "en", "zh-hant"):
+        await send_answer(context, chat.id, doctor.responder.say("lang_usage", lang), reply_to)
+        return
+    if is_group(chat):
+        if not await is_admin(update, context):
+            await send_answer(context, chat.id, doctor.responder.say("admins_only", lang), reply_to)
+            return
+        doctor.storage.set_chat_lang(chat.id, choice)
+        await send_answer(context, chat.id, doctor.responder.say("group_lang_set", choice), reply_to)
+        return
+    if update.effective_user is not None:
+        doctor.storage.set_user_lang(update.effective_user.id, choice)
+    await send_answer(context, chat.id, doctor.responder.say("lang_set", choice), None)
+
+
+async def cmd_autoreply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/autoreply on|off, for group admins."""
+    doctor = doctor_of(context)
+    message = update.effective_message
+    chat = update.effective_chat
+    if message is None or chat is None:
+        return
+    lang = user_lang(doctor, update)
+    if not is_group(chat):
+        await send_answer(context, chat.id, doctor.responder.say("private_only", lang), None)
+        return
+    choice = (context.args or [""])[0].lower()
+    if choice not in ("on", "off"):
+        state = doctor.responder.say("state_on" if doctor.storage.chat(chat.id).autoreply else "state_off", lang).text
+        await send_answer(context, chat.id, doctor.responder.say("autoreply_usage", lang, state=state), message)
+        return
+    if not await is_admin(update, context):
+        await send_answer(context, chat.id, doctor.responder.say("admins_only", lang), message)
+        return
+    doctor.storage.set_autoreply(chat.id, choice == "on")
+    await send_answer(context, chat.id, doctor.responder.say(f"autoreply_{choice}", lang), message)
+
+
+# --- messages ---------------------------------------------------------------------------------------
+
+
+async def on_private_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Any text, caption or forward in a private chat gets a diagnosis; media without text gets a note."""
+    doctor = doctor_of(context)
+    message = update.effective_message
+    if message is None:
+        return
+    lang = user_lang(doctor, update)
+    text = message_text(message)
+    answer = doctor.responder.diagnosis(text, lang) if text else doctor.responder.media(lang)
+    sent = await send_answer(context, message.chat_id, answer, None)
+    if sent is not None and text:
+        doctor.storage.remember_answer(message.chat_id, message.message_id, sent.message_id)
+
+
+async def on_group_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """In groups: answer mentions and replies to the bot; auto-answer only sure errors, with a cooldown."""
+    doctor = doctor_of(context)
+    message = update.effective_message
+    chat = update.effective_chat
+    if message is None or chat is None:
+        return
+    lang = user_lang(doctor, update)
+    me = context.bot
+    text = message_text(message)
+    replied = message.reply_to_message
+    if mentions_bot(message, me.username, me.id):
+        text = without_mention(text, me.username)
+        target = message
+        if not any(ch.isalnum() for ch in text) and replied is not None:
+            text, target = message_text(replied), replied
+        answer = doctor.responder.diagnosis(text, lang) if text.strip() else doctor.responder.say("ask_for_error", lang)
+        sent = await send_answer(context, chat.id, answer, target)
+        if sent is not None:
+            doctor.storage.remember_answer(chat.id, target.message_id, sent.message_id)
+        return
+    if replied is not None and replied.from_user is not None and replied.from_user.id == me.id:
+        if text:
+            sent = await send_answer(context, chat.id, doctor.responder.diagnosis(text, lang), message)
+            if sent is not None:
+                doctor.storage.remember_answer(chat.id, message.message_id, sent.message_id)
+        return
+    await auto_answer(update, context, doctor, message, text, lang)
+
+
+async def auto_answer(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, doctor: Doctor, message: Message, text: str, lang: str
+) -> None:
+    """The unasked answer: strict confidence, never to bots, at most once per cause per chat per cooldown."""
+    if not text or (message.from_user is not None and message.from_user.is_bot) or message.via_bot is not None:
+        return
+    if message.is_automatic_forward or not doctor.storage.chat(message.chat_id).autoreply:
+        return
+    answer = doctor.responder.diagnosis(text, lang, strict=True)
+    d = answer.diagnosis
+    if d is None or not d.matched:
+        return
+    key = d.cause or d.known or ""
+    if not doctor.cooldown.ready(message.chat_id, key):
+        log.debug("auto-answer about %s in chat %s held back by the cooldown", key, message.chat_id)
+        return
+    doctor.cooldown.mark(message.chat_id, key)
+    sent = await send_answer(context, message.chat_id, answer, message)
+    if sent is not None:
+        doctor.storage.remember_answer(message.chat_id, message.message_id, sent.message_id)
+
+
+async def on_edited_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """When a message the bot answered is edited, the bot edits its answer instead of sending a new one."""
+    doctor = doctor_of(context)
+    message = update.edited_message
+    if message is None:
+        return
+    answer_id = doctor.storage.answer_for(message.chat_id, message.message_id)
+    if answer_id is None:
+        return
+    text = message_text(message)
+    if text.startswith("/"):
+        text = text.split(maxsplit=1)[1] if len(text.split(maxsplit=1)) > 1 else ""
+    if not text.strip():
+        return
+    answer = doctor.responder.diagnosis(without_mention(text, context.bot.username), user_lang(doctor, update))
+    try:
+        await context.bot.edit_message_text(
+            split_message(answer.text)[0],
+            chat_id=message.chat_id,
+            message_id=answer_id,
+            reply_markup=keyboard(answer.buttons),
+        )
+    except BadRequest as exc:
+        # "message is not modified" (same answer) and "message to edit not found" (deleted) need nothing more.
+        log.debug("answer %s in chat %s not edited: %s", answer_id, message.chat_id, exc.message)
+
+
+async def on_media(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Photos, stickers, voice notes and files without a caption, in private chats."""
+    doctor = doctor_of(context)
+    message = update.effective_message
+    if message is not None:
+        await send_answer(context, message.chat_id, doctor.responder.media(user_lang(doctor, update)), None)
+
+
+async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A cause button: show that cause's fix (in place in private chats, as a new reply in groups)."""
+    doctor = doctor_of(context)
+    query = update.callback_query
+    if query is None:
+        return
+    await query.answer()
+    lang = user_lang(doctor, update)
+    data = query.data or ""
+    if data == CAUSES_BUTTON:
+        answer = doctor.responder.causes(lang)
+    elif data.startswith(CAUSE_BUTTON) and data[len(CAUSE_BUTTON) :] in {c.id for c in doctor.responder.kb.causes}:
+        answer = doctor.responder.cause_page(data[len(CAUSE_BUTTON) :], lang)
+    else:
+        log.info("unknown button data %r", data)
+        return
+    message = query.message
+    if not isinstance(message, Message):
+        return
+    if message.chat.type == ChatType.PRIVATE:
+        try:
+            await query.edit_message_text(split_message(answer.text)[0], reply_markup=keyboard(answer.buttons))
+        except BadRequest as exc:
+            log.debug("button answer not edited in: %s", exc.message)
+        return
+    await send_answer(context, message.chat_id, answer, message)
+
+
+async def on_inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """@bot <error>: the diagnosis (and the runner-up) as results to send; an empty query offers the four causes."""
+    doctor = doctor_of(context)
+    query = update.inline_query
+    if query is None:
+        return
+    responder = doctor.responder
+    lang = user_lang(doctor, update)
+    base = base_lang(lang)
+    text = query.query[:INLINE_QUERY_LIMIT].strip()
+    results: list[InlineQueryResultArticle] = []
+    if text:
+        answer = responder.diagnosis(text, lang)
+        d = answer.diagnosis
+        if d is not None and d.matched:
+            entry = responder.kb.entry(d.cause or d.known or "")
+            results.append(_article(f"d-{entry.id}", localize(entry.title[base], lang), answer.text, d.evidence))
+            if d.runner_up:
+                page = responder.cause_page(d.runner_up, lang)
+                title = localize(responder.kb.entry(d.runner_up).title[base], lang)
+                results.append(_article(f"r-{d.runner_up}", title, page.text, ""))
+        else:
+            hint = responder.say("inline_no_match", lang).text
+            results.append(_article("none", html.unescape(hint), answer.text, ""))
+    description = responder.say("inline_cause_description", lang).text
+    for cause in responder.kb.causes:
+        if any(r.id.endswith(f"-{cause.id}") for r in results):
+            continue
+        page = responder.cause_page(cause.id, lang)
+        title = localize(f"{cause.number}. {cause.title[base]}", lang)
+        results.append(_article(f"c-{cause.id}", title, page.text, html.unescape(description)))
+    await query.answer(results[:50], cache_time=60, is_personal=False)
+
+
+def _article(result_id: str, title: str, text: str, description: str) -> InlineQueryResultArticle:
+    return InlineQueryResultArticle(
+        id=result_id[:64],
+        title=title[:256],
+        description=description[:256] or None,
+        input_message_content=InputTextMessageContent(split_message(text)[0]),
+    )
+
+
+async def on_membership(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Forget what the bot kept about a group once it is removed from it."""
+    doctor = doctor_of(context)
+    change: ChatMemberUpdated | None = update.my_chat_member
+    if change is None:
+        return
+    status = change.new_chat_member.status
+    if status in (ChatMember.LEFT, ChatMember.BANNED):
+        log.info("removed from chat %s (%s)", change.chat.id, status)
+        doctor.storage.forget_chat(change.chat.id)
+    else:
+        log.info("membership in chat %s is now %s", change.chat.id, status)
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log the failing update's id and the error; a private chat gets a short apology, never a traceback."""
+    update_id = update.update_id if isinstance(update, Update) else None
+    log.error("update %s failed: %r", update_id, context.error, exc_info=context.error)
+    if isinstance(update, Update) and update.effective_chat and update.effective_chat.type == ChatType.PRIVATE:
+        doctor = doctor_of(context)
+        try:
+            await context.bot.send_message(
+                update.effective_chat.id, doctor.responder.say("internal_error", user_lang(doctor, update)).text
+            )
+        except TelegramError:
+            log.warning("could not tell chat %s about the failure", update.effective_chat.id)
+
+
+# --- wiring -----------------------------------------------------------------------------------------
+
+PRIVATE = filters.ChatType.PRIVATE
+GROUPS = filters.ChatType.GROUPS
+NEW = filters.UpdateType.MESSAGE
+EDITED = filters.UpdateType.EDITED_MESSAGE
+TEXTUAL = filters.TEXT | filters.CAPTION
+MEDIA = filters.PHOTO | filters.Sticker.ALL | filters.VOICE | filters.AUDIO | filters.VIDEO | filters.Document.ALL
+
+
+def register(application: Application) -> None:  # type: ignore[type-arg]
+    """Add every handler to the application, most specific first."""
+    commands = {
+        "start": cmd_start,
+        "help": cmd_help,
+        "causes": cmd_causes,
+        "fix": cmd_fix,
+        "lang": cmd_lang,
+        "autoreply": cmd_autoreply,
+    }
+    for name, callback in commands.items():
+        application.add_handler(CommandHandler(name, callback, filters=NEW))
+    application.add_handler(MessageHandler(EDITED & TEXTUAL, on_edited_message))
+    application.add_handler(MessageHandler(NEW & PRIVATE & TEXTUAL & ~filters.COMMAND, on_private_message))
+    application.add_handler(MessageHandler(NEW & PRIVATE & MEDIA, on_media))
+    application.add_handler(MessageHandler(NEW & GROUPS & TEXTUAL & ~filters.COMMAND, on_group_message))
+    application.add_handler(CallbackQueryHandler(on_button))
+    application.add_handler(InlineQueryHandler(on_inline_query))
+    application.add_handler(ChatMemberHandler(on_membership, ChatMemberHandler.MY_CHAT_MEMBER))
+    application.add_error_handler(on_error)

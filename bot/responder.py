@@ -1,0 +1,112 @@
+"""What the bot says to a message, independent of Telegram: the console chat and the handlers both call this."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bot.knowledge import KnowledgeBase, base_lang
+from bot.matcher import Diagnosis, Matcher
+from bot.normalize import clean, compact
+from bot.replies import Markup, localize, render_cause, render_causes, render_diagnosis
+
+# Button payloads (Telegram allows 64 bytes of callback data).
+CAUSE_BUTTON = "fix:"
+CAUSES_BUTTON = "causes"
+
+
+@dataclass(frozen=True)
+class Button:
+    """An inline button: its label and the callback data it sends."""
+
+    label: str
+    data: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A reply: marked-up text, rows of buttons, and the diagnosis behind it if there was one."""
+
+    text: str
+    buttons: tuple[tuple[Button, ...], ...] = ()
+    diagnosis: Diagnosis | None = field(default=None, compare=False)
+
+
+class Responder:
+    """Turns commands and pasted errors into answers in one markup (HTML for Telegram, plain for the console)."""
+
+    def __init__(self, matcher: Matcher, markup: Markup) -> None:
+        self.matcher = matcher
+        self.kb: KnowledgeBase = matcher.kb
+        self.markup = markup
+
+    def _text(self, key: str, lang: str, **values: object) -> str:
+        return localize(self.markup.esc(self.kb.text(key, base_lang(lang), **values)), lang)
+
+    def start(self, lang: str) -> Answer:
+        """/start: what the bot does and how to use it."""
+        return Answer(f"{self._text('start', lang)}\n\n{self._text('help', lang)}", self.cause_buttons(lang))
+
+    def help(self, lang: str) -> Answer:
+        """/help."""
+        return Answer(self._text("help", lang), self.cause_buttons(lang))
+
+    def causes(self, lang: str) -> Answer:
+        """/causes: the four, one line each, with a button per cause."""
+        return Answer(render_causes(self.kb, lang, self.markup), self.cause_buttons(lang))
+
+    def cause_buttons(self, lang: str, exclude: str | None = None) -> tuple[tuple[Button, ...], ...]:
+        """One row of buttons opening each cause's fix (all but `exclude`)."""
+        base = base_lang(lang)
+        row = tuple(
+            Button(localize(f"{c.number}. {c.name[base]}", lang), CAUSE_BUTTON + c.id)  # type: ignore[index]
+            for c in self.kb.causes
+            if c.id != exclude
+        )
+        return (row[:2], row[2:]) if len(row) > 2 else (row,)
+
+    def cause_page(self, cause_id: str, lang: str) -> Answer:
+        """One cause's explanation and fix, with buttons to the other causes."""
+        return Answer(render_cause(self.kb, cause_id, lang, self.markup), self.cause_buttons(lang, exclude=cause_id))
+
+    def find_cause(self, name: str) -> str | None:
+        """The cause a /fix argument names: a number 1-4, an id, a name or an alias in either language."""
+        key = clean(name)
+        if key.isdigit():
+            cause = self.kb.cause_by_number(int(key))
+            return cause.id if cause else None
+        packed = compact(key)
+        for cause in self.kb.causes:
+            names = {cause.id, *cause.aliases, *(clean(v) for v in (cause.name or {}).values())}
+            if key in names or packed in {compact(n) for n in names}:
+                return cause.id
+        return None
+
+    def fix(self, args: str, lang: str) -> Answer:
+        """/fix [N | name | text]: a cause's fix, a diagnosis of the text, or a request for the error."""
+        args = args.strip()
+        if not args:
+            return Answer(self._text("ask_for_error", lang))
+        cause_id = self.find_cause(args)
+        if cause_id is not None:
+            return self.cause_page(cause_id, lang)
+        if len(args) <= 12 and len(args.split()) == 1 and not self.matcher.diagnose(args).matched:
+            return Answer(self._text("unknown_cause", lang, name=args), self.cause_buttons(lang))
+        return self.diagnosis(args, lang)
+
+    def diagnosis(self, text: str, lang: str, *, strict: bool = False, extra: tuple[str, ...] = ()) -> Answer:
+        """The answer to a pasted error; when nothing matches, a kind 'not recognised' with the cause buttons."""
+        if not compact(text.casefold()):
+            return Answer(self._text("no_text_in_input" if text.strip() else "empty_input", lang))
+        thresholds = self.kb.thresholds
+        d = self.matcher.diagnose(text, threshold=thresholds.strict if strict else thresholds.asked)
+        body = render_diagnosis(self.kb, d, lang, self.markup, extra=extra)
+        exclude = d.cause if d.cause is not None and d.runner_up is None else None
+        return Answer(body, self.cause_buttons(lang, exclude=exclude), d)
+
+    def media(self, lang: str) -> Answer:
+        """A photo, sticker, voice note or file without text."""
+        return Answer(self._text("media_not_supported", lang))
+
+    def say(self, key: str, lang: str, **values: object) -> Answer:
+        """A plain UI string as an answer."""
+        return Answer(self._text(key, lang, **values))

@@ -1,0 +1,86 @@
+"""Settings from the environment, the token redaction and the SQLite store."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError, RedactToken, file_url_for, load_settings
+from bot.cooldown import Cooldown
+from bot.storage import Storage, StorageError
+
+TOKEN = "123456:ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef"
+
+
+def test_defaults_with_only_a_token() -> None:
+    s = load_settings(env={"TELEGRAM_BOT_TOKEN": TOKEN})
+    assert s.base_url == "https://api.telegram.org/bot" and s.base_file_url == "https://api.telegram.org/file/bot"
+    assert s.data_dir == Path("data") and s.port == 8080
+
+
+def test_self_hosted_base_url_gets_a_matching_file_url() -> None:
+    s = load_settings(env={"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_BASE_URL": "http://127.0.0.1:8081/bot"})
+    assert s.base_file_url == "http://127.0.0.1:8081/file/bot"
+    assert file_url_for("http://h/x") == "http://h/x/file/bot"
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({}, "TELEGRAM_BOT_TOKEN is not set"),
+        ({"TELEGRAM_BOT_TOKEN": "nope"}, "does not look like a bot token"),
+        ({"TELEGRAM_BOT_TOKEN": TOKEN, "PORT": "http"}, "PORT must be a port number"),
+        ({"TELEGRAM_BOT_TOKEN": TOKEN, "LOG_LEVEL": "LOUD"}, "LOG_LEVEL must be one of"),
+        ({"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_BASE_URL": "ftp://x"}, "TELEGRAM_BASE_URL must start"),
+        ({"TELEGRAM_BOT_TOKEN": TOKEN, "WEBHOOK_SECRET": "has space"}, "WEBHOOK_SECRET may only contain"),
+    ],
+)
+def test_bad_settings_are_one_clear_line(env: dict[str, str], needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle) as info:
+        load_settings(env=env)
+    assert "\n" not in str(info.value)
+
+
+def test_webhook_mode_needs_url_and_secret() -> None:
+    with pytest.raises(ConfigError, match="WEBHOOK_URL"):
+        load_settings(webhook=True, env={"TELEGRAM_BOT_TOKEN": TOKEN})
+    with pytest.raises(ConfigError, match="WEBHOOK_SECRET"):
+        load_settings(webhook=True, env={"TELEGRAM_BOT_TOKEN": TOKEN, "WEBHOOK_URL": "https://x.example/hook"})
+
+
+def test_token_is_redacted_from_log_records() -> None:
+    record = logging.LogRecord("httpx", logging.INFO, __file__, 1, "POST %s", (f"https://api/bot{TOKEN}/getMe",), None)
+    RedactToken(TOKEN).filter(record)
+    assert TOKEN not in record.getMessage() and "<token>" in record.getMessage()
+
+
+def test_settings_survive_reopening(tmp_path: Path) -> None:
+    store = Storage(tmp_path)
+    store.set_autoreply(-100, False)
+    store.set_chat_lang(-100, "zh")
+    store.set_user_lang(7, "en")
+    store.remember_answer(-100, 5, 6)
+    store.close()
+    again = Storage(tmp_path)
+    assert again.chat(-100).autoreply is False and again.chat(-100).lang == "zh"
+    assert again.chat(-1).autoreply is True
+    assert again.user_lang(7) == "en" and again.answer_for(-100, 5) == 6
+
+
+def test_unwritable_data_dir_is_one_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(StorageError, match=r"DATA_DIR .* is not usable"):
+        Storage(blocker / "data")
+
+
+def test_cooldown_allows_one_answer_per_key_per_period() -> None:
+    now = [0.0]
+    cd = Cooldown(600, clock=lambda: now[0])
+    assert cd.ready(1, "capacity")
+    cd.mark(1, "capacity")
+    assert not cd.ready(1, "capacity") and cd.ready(1, "network") and cd.ready(2, "capacity")
+    now[0] = 600.0
+    assert cd.ready(1, "capacity")

@@ -1,0 +1,124 @@
+"""What the bot says, independent of Telegram: commands, diagnoses, HTML safety and message length."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.matcher import get_matcher
+from bot.replies import TELEGRAM_LIMIT, Markup, resolve_lang, split_message
+from bot.responder import CAUSE_BUTTON, Responder
+
+CAPACITY = "Due to unexpected capacity constraints, Claude is unable to respond to your message."
+
+
+@pytest.fixture(scope="module")
+def html() -> Responder:
+    return Responder(get_matcher(), Markup.HTML)
+
+
+@pytest.mark.parametrize(
+    ("arg", "cause"),
+    [
+        ("1", "network"),
+        ("2", "service"),
+        ("3", "capacity"),
+        ("4", "context"),
+        ("network", "network"),
+        ("网络", "network"),
+        ("Context", "context"),
+        ("服务中断", "service"),
+        ("过载", "capacity"),
+    ],
+)
+def test_fix_names_a_cause_by_number_or_name_in_either_language(html: Responder, arg: str, cause: str) -> None:
+    assert html.find_cause(arg) == cause
+
+
+def test_fix_with_error_text_diagnoses_it(html: Responder) -> None:
+    answer = html.fix(CAPACITY, "en")
+    assert answer.diagnosis is not None and answer.diagnosis.cause == "capacity"
+
+
+def test_bare_fix_asks_for_the_error(html: Responder) -> None:
+    assert "Send me the error" in html.fix("", "en").text
+
+
+def test_fix_with_an_unknown_name_says_so(html: Responder) -> None:
+    assert "no cause called" in html.fix("banana", "en").text
+
+
+def test_causes_lists_four_with_a_button_each(html: Responder) -> None:
+    answer = html.causes("en")
+    assert all(f"{n}. " in answer.text for n in range(1, 5))
+    assert [b.data for row in answer.buttons for b in row] == [
+        CAUSE_BUTTON + c for c in ("network", "service", "capacity", "context")
+    ]
+
+
+def test_diagnosis_offers_the_other_causes(html: Responder) -> None:
+    answer = html.diagnosis(CAPACITY, "en")
+    assert "<b>3. Capacity" in answer.text
+    assert CAUSE_BUTTON + "capacity" not in [b.data for row in answer.buttons for b in row]
+
+
+def test_two_causes_are_both_shown_best_first(html: Responder) -> None:
+    text = html.diagnosis(
+        "Claude's response was interrupted. This can be caused by network problems or exceeding the maximum "
+        "conversation length.",
+        "en",
+    ).text
+    assert text.index("1. Network") < text.index("4. Context")
+
+
+def test_unrecognised_text_is_answered_kindly(html: Responder) -> None:
+    assert "/causes" in html.diagnosis("what a lovely day", "en").text
+
+
+def test_known_non_cause_gets_its_own_answer(html: Responder) -> None:
+    text = html.diagnosis("Your account has been disabled after an automatic review", "en").text
+    assert "disabled" in text and "1. Network" not in text
+
+
+def test_chinese_and_traditional_replies(html: Responder) -> None:
+    assert "访问量太高" in html.diagnosis(CAPACITY, "zh").text
+    assert "訪問量太高" in html.diagnosis(CAPACITY, "zh-hant").text
+
+
+def test_every_reply_is_valid_escaped_html(html: Responder) -> None:
+    text = html.diagnosis("<script>alert(1)</script> & overloaded_error 529", "en").text
+    assert "<script>" not in text
+    stripped = text.replace("<b>", "").replace("</b>", "")
+    assert "<" not in stripped and ">" not in stripped
+
+
+@pytest.mark.parametrize(
+    ("code", "lang"),
+    [
+        ("zh-hans", "zh"),
+        ("zh", "zh"),
+        ("zh-CN", "zh"),
+        ("zh-hant", "zh-hant"),
+        ("zh-TW", "zh-hant"),
+        ("zh-hk", "zh-hant"),
+        ("en", "en"),
+        ("ru", "en"),
+        (None, "en"),
+        ("", "en"),
+    ],
+)
+def test_language_from_telegram_code(code: str | None, lang: str) -> None:
+    assert resolve_lang(code) == lang
+
+
+def test_long_replies_are_split_under_the_limit_at_line_breaks() -> None:
+    text = "\n".join(f"<b>line {i}</b> " + "x" * 90 for i in range(200))
+    parts = split_message(text)
+    assert len(parts) > 1
+    assert all(len(p) <= TELEGRAM_LIMIT for p in parts)
+    assert all(p.count("<b>") == p.count("</b>") for p in parts)
+    assert "\n".join(parts) == text
+
+
+def test_a_single_overlong_line_is_cut_at_spaces() -> None:
+    parts = split_message("word " * 2000)
+    assert all(len(p) <= TELEGRAM_LIMIT for p in parts) and len(parts) == 3
