@@ -39,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run the Telegram bot (long polling; --webhook to serve a webhook)")
     r.add_argument("--webhook", action="store_true", help="serve a webhook at WEBHOOK_URL instead of polling")
     sub.add_parser("chat", help="the console chat: answers here as the bot does in a private chat")
+    st = sub.add_parser("status", help="Claude's live status from its status page (STATUS_PAGE_URL)")
+    st.add_argument("--json", action="store_true", help="print one JSON object")
     return p
 
 
@@ -181,6 +183,17 @@ def cmd_chat(args: argparse.Namespace) -> int:
     return chat()
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    """`claude-doctor status [--json]`: exit 1 with a one-line reason when the page can't be read."""
+    import os
+
+    from bot.config import DEFAULT_STATUS_PAGE, load_dotenv_if_present
+    from bot.status import status_command
+
+    load_dotenv_if_present()
+    return status_command(os.environ.get("STATUS_PAGE_URL", DEFAULT_STATUS_PAGE).strip(), args.json)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     args = _parser().parse_args(argv)
@@ -190,6 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "check-kb": cmd_check_kb,
         "run": cmd_run,
         "chat": cmd_chat,
+        "status": cmd_status,
     }
     try:
         if args.command is None:

@@ -132,3 +132,23 @@ def test_knowledge_dir_points_the_whole_program_elsewhere(tmp_path: Path) -> Non
     assert result.returncode == 1
     assert b"the UI string 'no_match' is missing" in result.stderr
     assert b"Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("state", "code"), [("ok", 0), ("minor", 0), ("http500", 1), ("malformed", 1)])
+def test_status_command_reads_the_page_named_by_status_page_url(state: str, code: int) -> None:
+    from tests.fake_statuspage import FakeStatuspage
+
+    with FakeStatuspage(state) as page:
+        result = subprocess.run(
+            [sys.executable, "-m", "bot.cli", "status", "--json"],
+            capture_output=True,
+            cwd=ROOT,
+            env={"STATUS_PAGE_URL": page.base_url, "PATH": "/usr/bin:/bin"},
+            timeout=30,
+        )
+    assert result.returncode == code
+    if code == 0:
+        assert json.loads(result.stdout)["indicator"] in ("none", "minor")
+    else:
+        assert result.stderr.decode().startswith("claude-doctor: status page unavailable: ")
+        assert b"Traceback" not in result.stderr

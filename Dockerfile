@@ -1,0 +1,24 @@
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    KNOWLEDGE_DIR=/app/knowledge \
+    DATA_DIR=/data
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY bot ./bot
+RUN pip install .
+# The knowledge base is plain data: mount another directory over /app/knowledge (or set KNOWLEDGE_DIR) to replace it.
+COPY knowledge ./knowledge
+
+RUN useradd --system --uid 10001 --home-dir /app doctor \
+    && mkdir -p /data \
+    && chown doctor /data
+USER 10001
+VOLUME ["/data"]
+EXPOSE 8080
+
+CMD ["claude-doctor", "run"]
