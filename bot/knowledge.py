@@ -74,6 +74,21 @@ class Thresholds:
 
 
 @dataclass(frozen=True)
+class ContextFactors:
+    """How much cue-only matches count by context; `foreign` scales all but strong signatures."""
+
+    claude_and_trouble: float = 1.0
+    claude: float = 0.8
+    trouble: float = 0.7
+    terse: float = 0.8
+    neither: float = 0.5
+    foreign: float = 0.4
+
+
+VOCABULARIES = ("claude_words", "trouble_words", "foreign_words", "chatty_words")
+
+
+@dataclass(frozen=True)
 class KnowledgeBase:
     """Everything the program knows, loaded from one directory."""
 
@@ -82,7 +97,9 @@ class KnowledgeBase:
     known: tuple[Entry, ...]
     strings: dict[str, Localized]
     thresholds: Thresholds
-    error_context: tuple[str, ...]
+    vocabularies: dict[str, tuple[str, ...]]
+    context_factors: ContextFactors = field(default_factory=ContextFactors)
+    terse_words: int = 6
     peak: dict[str, Any] | None = None
     _by_id: dict[str, Entry] = field(default_factory=dict, repr=False)
 
@@ -139,7 +156,9 @@ def load_knowledge(directory: str | os.PathLike[str] | None = None) -> Knowledge
         known=tuple(acc.known),
         strings=acc.strings,
         thresholds=acc.thresholds or Thresholds(),
-        error_context=tuple(acc.error_context),
+        vocabularies={name: tuple(acc.vocabularies.get(name, ())) for name in VOCABULARIES},
+        context_factors=acc.context_factors or ContextFactors(),
+        terse_words=acc.terse_words,
         peak=acc.peak,
         _by_id=by_id,
     )
@@ -154,7 +173,9 @@ class _Accumulator:
         self.known: list[Entry] = []
         self.strings: dict[str, Localized] = {}
         self.thresholds: Thresholds | None = None
-        self.error_context: list[str] = []
+        self.vocabularies: dict[str, list[str]] = {}
+        self.context_factors: ContextFactors | None = None
+        self.terse_words = 6
         self.peak: dict[str, Any] | None = None
         self.ids: dict[str, str] = {}
         self.signatures: dict[str, tuple[str, str]] = {}
@@ -532,30 +553,49 @@ class _FileReader:
             self.acc.string_places[key] = self.at(key_node)
             self.acc.strings[key] = value
 
-    def read_matcher(self, root: yaml.MappingNode, fields: dict[str, tuple[yaml.Node, yaml.Node]]) -> None:
-        if not self.keys(root, fields, "the matcher file", ("kind", "thresholds"), ("error_context",)):
-            return
-        node = fields["thresholds"][1]
-        sub = self.mapping(node, "thresholds")
-        if sub is None or not self.keys(node, sub, "thresholds", ("asked", "strict"), ("runner_up_ratio",)):
-            return
+    def numbers(self, node: yaml.Node, what: str, required: tuple[str, ...]) -> dict[str, float] | None:
+        sub = self.mapping(node, what)
+        if sub is None or not self.keys(node, sub, what, required):
+            return None
         values: dict[str, float] = {}
         for key, (_, value_node) in sub.items():
-            value = self.scalar(value_node, f"thresholds {key}")
+            value = self.scalar(value_node, f"{what} {key}")
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
-                self.problem(value_node, f"thresholds {key} must be a number in (0, 1], got {value!r}")
-                return
+                self.problem(value_node, f"{what} {key} must be a number in (0, 1], got {value!r}")
+                return None
             values[key] = float(value)
-        if values["strict"] < values["asked"]:
-            self.problem(node, "thresholds: strict must be at least as high as asked")
+        return values
+
+    def read_matcher(self, root: yaml.MappingNode, fields: dict[str, tuple[yaml.Node, yaml.Node]]) -> None:
+        optional = ("context_factors", "terse_words", *VOCABULARIES)
+        if not self.keys(root, fields, "the matcher file", ("kind", "thresholds"), optional):
             return
         if self.acc.thresholds is not None:
             self.problem(root, "a second matcher file: only one kind: matcher file is allowed")
             return
+        node = fields["thresholds"][1]
+        values = self.numbers(node, "thresholds", ("asked", "strict", "runner_up_ratio"))
+        if values is None:
+            return
+        if values["strict"] < values["asked"]:
+            self.problem(node, "thresholds: strict must be at least as high as asked")
+            return
         self.acc.thresholds = Thresholds(**values)
-        if "error_context" in fields:
-            words = self.string_list(fields["error_context"][1], "error_context")
-            self.acc.error_context.extend(clean(w) for w, _ in words or ())
+        if "context_factors" in fields:
+            names = tuple(ContextFactors.__dataclass_fields__)
+            factors = self.numbers(fields["context_factors"][1], "context_factors", names)
+            if factors is not None:
+                self.acc.context_factors = ContextFactors(**factors)
+        if "terse_words" in fields:
+            count = self.scalar(fields["terse_words"][1], "terse_words")
+            if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= 50:
+                self.problem(fields["terse_words"][1], f"terse_words must be a whole number 0-50, got {count!r}")
+            else:
+                self.acc.terse_words = count
+        for name in VOCABULARIES:
+            if name in fields:
+                words = self.string_list(fields[name][1], name)
+                self.acc.vocabularies[name] = [clean(w) for w, _ in words or ()]
 
     def read_peak(self, root: yaml.MappingNode, fields: dict[str, tuple[yaml.Node, yaml.Node]]) -> None:
         data = yaml.SafeLoader("").construct_document(root)  # type: ignore[no-untyped-call]

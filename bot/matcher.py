@@ -7,10 +7,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 from bot.knowledge import Entry, KnowledgeBase, Signature, iter_entries
-from bot.normalize import clean, compact, has_cjk, weight
+from bot.normalize import CJK_CHAR, clean, compact, has_cjk, weight
 
 # Longer input is cut: a 64 KB log is the largest realistic paste, and the cap bounds the work per message.
 MAX_INPUT_CHARS = 65_536
@@ -21,8 +21,17 @@ _PREFILTER_FROM = 400
 _GRAM = 4
 _MAX_CANDIDATES = 6
 _MIN_RATIO = 72.0
-# Cue-only scores without anything that says "an error about Claude" are discounted by this factor.
-_NO_CONTEXT_FACTOR = 0.6
+# Short signatures match noise easily: below this weight they need a closer match.
+_SHORT_SIGNATURE = 40.0
+_SHORT_MIN_RATIO = 85.0
+# A piece from the middle of a signature must match this closely.
+_MIDDLE_MIN_RATIO = 88.0
+# Cues above this weight are specific enough ("对话太长", "capacity constraints") to lose less to a missing context.
+_SPECIFIC_CUE = 0.8
+# A fragment from the middle of a signature (not its start) needs this much information to count.
+_MIDDLE_MIN_WEIGHT = 25.0
+# Error-type tokens with a typo ("overlaoded_error") still count, a little less, at this similarity.
+_TOKEN_TYPO_RATIO = 88.0
 _WORD = re.compile(r"[a-z0-9_]+(?:['./-][a-z0-9_]+)*")
 _STATUS = re.compile(
     r"(?:error|status|code|http|api|错误|状态码|返回)[^0-9a-z]{0,12}([1-5][0-9]{2})(?![0-9])"
@@ -98,6 +107,39 @@ def _ratio_quality(ratio: float) -> float:
     return 0.0
 
 
+class _Vocabulary:
+    """A word list from the knowledge base, found as whole words, word sequences, or hanzi substrings."""
+
+    def __init__(self, entries: tuple[str, ...]) -> None:
+        self.single: set[str] = set()
+        self.phrases: list[str] = []
+        self.cjk: list[str] = []
+        for entry in entries:
+            if has_cjk(entry):
+                self.cjk.append(compact(entry))
+                continue
+            words = _WORD.findall(entry)
+            if len(words) == 1:
+                self.single.add(words[0])
+            elif words:
+                self.phrases.append(f" {' '.join(words)} ")
+
+    def found(self, words: set[str], joined: str, packed: str, cjk: bool) -> bool:
+        if not self.single.isdisjoint(words):
+            return True
+        if cjk and any(c in packed for c in self.cjk):
+            return True
+        return any(p in joined for p in self.phrases)
+
+
+@dataclass(frozen=True)
+class _Context:
+    claude: bool
+    trouble: bool
+    foreign: bool
+    terse: bool
+
+
 class Matcher:
     """Precomputed indexes over a knowledge base; `diagnose` is the hot path."""
 
@@ -127,18 +169,12 @@ class Matcher:
                 self.status_codes[code].append((entry.id, w))
         self.first_words = frozenset(self.word_cues)
         self.signature_grams = [max(1, len(t) - _GRAM + 1) for t in self.signature_texts]
-        self.context_words: set[str] = set()
-        self.context_phrases: list[tuple[str, ...]] = []
-        self.context_cjk: list[str] = []
-        for word in kb.error_context:
-            if has_cjk(word):
-                self.context_cjk.append(compact(word))
-            else:
-                words = tuple(_WORD.findall(word))
-                if len(words) == 1:
-                    self.context_words.add(words[0])
-                elif words:
-                    self.context_phrases.append(words)
+        self.typo_tokens = [t for t in self.tokens if "_" in t]
+        vocab = kb.vocabularies
+        self.claude_words = _Vocabulary(vocab["claude_words"])
+        self.trouble_words = _Vocabulary(vocab["trouble_words"])
+        self.foreign_words = _Vocabulary(vocab["foreign_words"])
+        self.chatty_words = _Vocabulary(vocab["chatty_words"])
 
     def _index_cue(self, entry_id: str, cue: str, w: float) -> None:
         prefix = cue.endswith("*")
@@ -174,7 +210,7 @@ class Matcher:
         self._match_signatures(packed, scores)
         self._match_cues(cleaned, packed, words, scores)
         self._match_evidence(cleaned, words, scores)
-        return self._decide(scores, self._has_context(packed, words), threshold)
+        return self._decide(scores, self._context(packed, words), threshold)
 
     def _candidates(self, packed: str) -> list[tuple[int, str]]:
         """Signatures sharing enough n-grams with the text, best first, each with the stretch of text to score."""
@@ -209,13 +245,20 @@ class Matcher:
                 continue
             sig = self.signatures[i]
             sig_weight = self.signature_weights[i]
+            if sig_weight < _SHORT_SIGNATURE and ratio < _SHORT_MIN_RATIO:
+                continue
             if len(packed) >= len(sig_text):
                 matched = sig_weight
                 coverage = 1.0
             else:
-                # A text shorter than the signature is a truncated copy only if it lines up with its start.
+                # A text shorter than the signature is a truncated copy if it lines up with its start; a piece
+                # from the middle counts only when it is long enough to be unmistakable.
                 al = fuzz.partial_ratio_alignment(packed, sig_text)
-                if al is None or al.dest_start > max(3, len(sig_text) // 10):
+                if al is None:
+                    continue
+                if al.dest_start > max(3, len(sig_text) // 10) and (
+                    text_weight < _MIDDLE_MIN_WEIGHT or ratio < _MIDDLE_MIN_RATIO
+                ):
                     continue
                 matched = text_weight
                 coverage = len(packed) / len(sig_text)
@@ -249,31 +292,56 @@ class Matcher:
                     scores[entry_id].add_cue(cue, w)
 
     def _match_evidence(self, cleaned: str, words: list[str], scores: dict[str, _Score]) -> None:
-        for word in self.tokens.keys() & set(words):
+        present = set(words)
+        # "anthropic.APITimeoutError" is one word to the tokenizer but carries the exception's own name.
+        present.update(part for word in words if "." in word for part in word.split("."))
+        for word in self.tokens.keys() & present:
             for entry_id, token, w in self.tokens[word]:
                 scores[entry_id].add_evidence(token, w)
+        for word in present:
+            if "_" in word and word not in self.tokens and len(word) >= 8:
+                hit = process.extractOne(word, self.typo_tokens, scorer=fuzz.ratio, score_cutoff=_TOKEN_TYPO_RATIO)
+                if hit is not None:
+                    for entry_id, token, w in self.tokens[hit[0]]:
+                        scores[entry_id].add_evidence(token, w * 0.9)
         for m in _STATUS.finditer(cleaned):
             code = int(m.group(1) or m.group(2) or m.group(3))
             for entry_id, w in self.status_codes.get(code, ()):
                 scores[entry_id].add_evidence(f"HTTP {code}", w)
 
-    def _has_context(self, packed: str, words: list[str]) -> bool:
-        if any(w in self.context_words for w in words):
-            return True
-        if self.context_cjk and has_cjk(packed) and any(c in packed for c in self.context_cjk):
-            return True
-        joined = " ".join(words)
-        return any(" ".join(p) in joined for p in self.context_phrases)
+    def _context(self, packed: str, words: list[str]) -> _Context:
+        present = set(words)
+        joined = f" {' '.join(words)} "
+        cjk = has_cjk(packed)
+        chatty = self.chatty_words.found(present, joined, packed, cjk)
+        size = len(words) + (len(CJK_CHAR.findall(packed)) / 2.5 if cjk else 0.0)
+        return _Context(
+            claude=self.claude_words.found(present, joined, packed, cjk),
+            trouble=self.trouble_words.found(present, joined, packed, cjk),
+            foreign=self.foreign_words.found(present, joined, packed, cjk),
+            terse=not chatty and size <= self.kb.terse_words,
+        )
 
-    def _decide(self, scores: dict[str, _Score], context: bool, threshold: float) -> Diagnosis:
+    def _cue_factor(self, ctx: _Context) -> float:
+        f = self.kb.context_factors
+        if ctx.claude:
+            return f.claude_and_trouble if ctx.trouble else f.claude
+        if ctx.trouble:
+            return f.trouble
+        return f.terse if ctx.terse else f.neither
+
+    def _decide(self, scores: dict[str, _Score], ctx: _Context, threshold: float) -> Diagnosis:
         totals: dict[str, float] = {}
+        cue_factor = self._cue_factor(ctx)
+        foreign = ctx.foreign and not ctx.claude
         for entry_id, s in scores.items():
-            cue = _noisy_or([w for _, w in s.cues or ()])
             ev = _noisy_or([w for _, w in s.evidence or ()])
-            strong = s.signature >= 0.5 or ev >= 0.5
-            if not (context or strong):
-                cue *= _NO_CONTEXT_FACTOR
-            totals[entry_id] = _noisy_or([s.signature, cue, ev])
+            factor = cue_factor if s.signature < 0.5 and ev < 0.5 else 1.0
+            cue = _noisy_or([w * _scaled(factor, w) for _, w in _outermost(s.cues or [])])
+            total = _noisy_or([s.signature, cue, ev])
+            if foreign and s.signature < 0.9:
+                total *= self.kb.context_factors.foreign
+            totals[entry_id] = total
         if not totals:
             return NO_DIAGNOSIS
         ranked = sorted(totals.items(), key=lambda kv: kv[1], reverse=True)
@@ -298,6 +366,19 @@ class Matcher:
         if entry.kind == "cause":
             return Diagnosis(cause=best_id, confidence=best, runner_up=runner_up, evidence=evidence)
         return Diagnosis(cause=None, confidence=best, known=best_id, runner_up=runner_up, evidence=evidence)
+
+
+def _scaled(factor: float, w: float) -> float:
+    """The context factor for a cue of weight `w`: the most specific cues keep more of their weight."""
+    if w <= _SPECIFIC_CUE:
+        return factor
+    return factor + (1.0 - factor) * (w - _SPECIFIC_CUE) / (1.0 - _SPECIFIC_CUE)
+
+
+def _outermost(cues: list[tuple[str, float]]) -> list[tuple[str, float]]:
+    """Drop cues contained in another matched cue: "internal server error" already says "server error"."""
+    bodies = [c.rstrip("*") for c, _ in cues]
+    return [cw for cw, b in zip(cues, bodies, strict=True) if not any(b != o and b in o for o in bodies)]
 
 
 def slot_cue(slot: _Score) -> float:

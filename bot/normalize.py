@@ -32,7 +32,8 @@ _PUNCT_MAP = {
 }
 # str.translate with a dict walks every character in Python: a regex that only stops at the rare ones is faster.
 _PUNCT = re.compile("[" + "".join(_PUNCT_MAP) + "]")
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+CJK_CHAR = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_CJK = CJK_CHAR
 # The compact form keeps only letters, digits and CJK ideographs: OCR drops spaces and users
 # re-punctuate, so matching on it makes "timed out", "timedout" and "Timed-Out" the same.
 _NOT_COMPACT = re.compile(r"[^0-9a-z\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
@@ -43,7 +44,8 @@ _SPACES = re.compile(r"\s+")
 def _t2s():  # type: ignore[no-untyped-def]
     import opencc
 
-    return opencc.OpenCC("t2s.json")
+    # Taiwan phrasing too (伺服器 -> 服务器, 網路連線 -> 网络连接), not just characters.
+    return opencc.OpenCC("tw2sp.json")
 
 
 def has_cjk(text: str) -> bool:

@@ -120,7 +120,7 @@ def test_known_non_cause_is_reported_as_known() -> None:
 
 
 def test_strict_level_refuses_what_asked_level_accepts() -> None:
-    text = "claude keeps timing out on my vpn"
+    text = "claude keeps timing out"
     assert diagnose(text).cause == "network"
     assert diagnose(text, strict=True).cause is None
 
