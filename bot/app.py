@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from urllib.parse import urlparse
 
-from telegram import BotCommand, LinkPreviewOptions, Update
+from telegram import Bot, BotCommand, LinkPreviewOptions, Update
 from telegram.constants import ParseMode
 from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaults
@@ -53,6 +54,13 @@ async def _post_init(application: Application) -> None:  # type: ignore[type-arg
     log.info("running as @%s", application.bot.username)
 
 
+async def _preflight(settings: Settings) -> None:
+    """Ask the Bot API who we are with a throwaway client, so a bad token or address fails here in one line
+    rather than inside the Application's start-up, which logs a traceback first."""
+    async with Bot(settings.token, base_url=settings.base_url, base_file_url=settings.base_file_url) as bot:
+        await bot.get_me()
+
+
 def _fail(message: str, code: int = 1) -> int:
     print(f"claude-doctor: {message}", file=sys.stderr)
     return code
@@ -79,6 +87,7 @@ def run_bot(*, webhook: bool = False) -> int:
     application = build_application(settings, matcher, storage)
     api = urlparse(settings.base_url)
     try:
+        asyncio.run(_preflight(settings))
         if webhook:
             assert settings.webhook_url is not None
             path = urlparse(settings.webhook_url).path.strip("/") or "telegram"

@@ -94,28 +94,22 @@ def load_settings(*, webhook: bool = False, env: dict[str, str] | None = None) -
     )
 
 
-class RedactToken(logging.Filter):
-    """Replaces the bot token in every log record, wherever a library put it (httpx logs request URLs)."""
+class RedactToken(logging.Formatter):
+    """A formatter that replaces the bot token in the whole formatted record, tracebacks included."""
 
-    def __init__(self, token: str) -> None:
-        super().__init__()
+    def __init__(self, token: str, fmt: str | None = None) -> None:
+        super().__init__(fmt)
         self.token = token
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not self.token:
-            return True
-        message = record.getMessage()
-        if self.token in message:
-            record.msg = message.replace(self.token, "<token>")
-            record.args = None
-        return True
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        return text.replace(self.token, "<token>") if self.token else text
 
 
 def setup_logging(level: str, token: str = "") -> None:
     """Log to stderr at `level`, with httpx's per-request lines off and the token redacted everywhere."""
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactToken(token))
+    handler.setFormatter(RedactToken(token, "%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

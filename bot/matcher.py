@@ -30,6 +30,10 @@ _MIDDLE_MIN_RATIO = 88.0
 _SPECIFIC_CUE = 0.8
 # A fragment from the middle of a signature (not its start) needs this much information to count.
 _MIDDLE_MIN_WEIGHT = 25.0
+# Run-together words (OCR drops spaces): a word this long switches cue lookups to the compact form too.
+_SPACELESS_WORD = 20
+# ...for cues and words at least this long there, so short ones don't match inside other words.
+_SPACELESS_MIN = 6
 # Error-type tokens with a typo ("overlaoded_error") still count, a little less, at this similarity.
 _TOKEN_TYPO_RATIO = 88.0
 _WORD = re.compile(r"[a-z0-9_]+(?:['./-][a-z0-9_]+)*")
@@ -114,6 +118,7 @@ class _Vocabulary:
         self.single: set[str] = set()
         self.phrases: list[str] = []
         self.cjk: list[str] = []
+        self.packed = [p for p in map(compact, entries) if len(p) >= _SPACELESS_MIN and not has_cjk(p)]
         for entry in entries:
             if has_cjk(entry):
                 self.cjk.append(compact(entry))
@@ -124,10 +129,12 @@ class _Vocabulary:
             elif words:
                 self.phrases.append(f" {' '.join(words)} ")
 
-    def found(self, words: set[str], joined: str, packed: str, cjk: bool) -> bool:
+    def found(self, words: set[str], joined: str, packed: str, cjk: bool, spaceless: bool) -> bool:
         if not self.single.isdisjoint(words):
             return True
         if cjk and any(c in packed for c in self.cjk):
+            return True
+        if spaceless and any(p in packed for p in self.packed):
             return True
         return any(p in joined for p in self.phrases)
 
@@ -191,7 +198,7 @@ class Matcher:
             needle = " " + " ".join(words) + ("" if prefix else " ")
             self.word_cues[words[0]].append((needle, entry_id, cue, w))
         packed = compact(body)
-        if len(words) > 1 and len(packed) >= 9:
+        if len(packed) >= _SPACELESS_MIN:
             # Spaceless text (OCR) can only be reached through the compact form.
             self.compact_cues.append((packed, entry_id, cue, w))
 
@@ -207,10 +214,11 @@ class Matcher:
             return NO_DIAGNOSIS
         scores: dict[str, _Score] = defaultdict(_Score)
         words = _WORD.findall(cleaned)
+        spaceless = any(len(w) >= _SPACELESS_WORD for w in words)
         self._match_signatures(packed, scores)
-        self._match_cues(cleaned, packed, words, scores)
+        self._match_cues(cleaned, packed, words, spaceless, scores)
         self._match_evidence(cleaned, words, scores)
-        return self._decide(scores, self._context(packed, words), threshold)
+        return self._decide(scores, self._context(packed, words, spaceless), threshold)
 
     def _candidates(self, packed: str) -> list[tuple[int, str]]:
         """Signatures sharing enough n-grams with the text, best first, each with the stretch of text to score."""
@@ -271,7 +279,9 @@ class Matcher:
             if score > slot.signature:
                 slot.signature, slot.signature_text, slot.also = score, sig.text, sig.also
 
-    def _match_cues(self, cleaned: str, packed: str, words: list[str], scores: dict[str, _Score]) -> None:
+    def _match_cues(
+        self, cleaned: str, packed: str, words: list[str], spaceless: bool, scores: dict[str, _Score]
+    ) -> None:
         present = self.first_words.intersection(words)
         if present:
             joined = f" {' '.join(words)} "
@@ -286,7 +296,7 @@ class Matcher:
             for cue_text, entry_id, cue, w in self.cjk_cues:
                 if cue_text in packed:
                     scores[entry_id].add_cue(cue, w)
-        if words and max(map(len, words)) >= 25:
+        if spaceless:
             for cue_text, entry_id, cue, w in self.compact_cues:
                 if cue_text in packed:
                     scores[entry_id].add_cue(cue, w)
@@ -309,16 +319,16 @@ class Matcher:
             for entry_id, w in self.status_codes.get(code, ()):
                 scores[entry_id].add_evidence(f"HTTP {code}", w)
 
-    def _context(self, packed: str, words: list[str]) -> _Context:
+    def _context(self, packed: str, words: list[str], spaceless: bool) -> _Context:
         present = set(words)
         joined = f" {' '.join(words)} "
         cjk = has_cjk(packed)
-        chatty = self.chatty_words.found(present, joined, packed, cjk)
+        chatty = self.chatty_words.found(present, joined, packed, cjk, False)
         size = len(words) + (len(CJK_CHAR.findall(packed)) / 2.5 if cjk else 0.0)
         return _Context(
-            claude=self.claude_words.found(present, joined, packed, cjk),
-            trouble=self.trouble_words.found(present, joined, packed, cjk),
-            foreign=self.foreign_words.found(present, joined, packed, cjk),
+            claude=self.claude_words.found(present, joined, packed, cjk, spaceless),
+            trouble=self.trouble_words.found(present, joined, packed, cjk, spaceless),
+            foreign=self.foreign_words.found(present, joined, packed, cjk, spaceless),
             terse=not chatty and size <= self.kb.terse_words,
         )
 

@@ -38,6 +38,17 @@ _CJK = CJK_CHAR
 # re-punctuate, so matching on it makes "timed out", "timedout" and "Timed-Out" the same.
 _NOT_COMPACT = re.compile(r"[^0-9a-z\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 _SPACES = re.compile(r"\s+")
+# Combining marks (strike-through, underline, accents) stacked on letters by "fancy text" generators.
+_COMBINING = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
+# Cyrillic and Greek letters that look Latin: mixed into English words they defeat matching.
+_LOOKALIKE_MAP = {
+    "а": "a", "в": "b", "е": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p", "с": "c", "т": "t",
+    "у": "y", "х": "x", "і": "i", "ј": "j", "ѕ": "s", "ԁ": "d", "ԛ": "q", "ԝ": "w", "ү": "y", "һ": "h",
+    "α": "a", "ο": "o", "ρ": "p", "ε": "e", "ι": "i", "κ": "k", "ν": "v", "τ": "t", "υ": "u", "χ": "x",
+}  # fmt: skip
+_LOOKALIKE = re.compile("[" + "".join(_LOOKALIKE_MAP) + "]")
+_LATIN = re.compile(r"[a-z]")
+_WORDISH = re.compile(r"\w+")
 
 
 @functools.cache
@@ -64,8 +75,22 @@ def clean(text: str) -> str:
     """Case-fold and fold the Unicode variants users paste (full-width, curly quotes, zero-width, Traditional)."""
     text = _INVISIBLE.sub("", text)
     text = _PUNCT.sub(lambda m: _PUNCT_MAP[m.group()], unicodedata.normalize("NFKC", text)).casefold()
+    if _COMBINING.search(text):
+        text = unicodedata.normalize("NFC", _COMBINING.sub("", unicodedata.normalize("NFD", text)))
+    if _LOOKALIKE.search(text):
+        text = _fold_lookalikes(text)
     text = to_simplified(text)
     return _SPACES.sub(" ", text).strip()
+
+
+def _fold_lookalikes(text: str) -> str:
+    """Map Cyrillic/Greek look-alikes to Latin inside words that also have Latin letters (genuine Cyrillic has none)."""
+
+    def fold(m: re.Match[str]) -> str:
+        word = m.group()
+        return _LOOKALIKE.sub(lambda c: _LOOKALIKE_MAP[c.group()], word) if _LATIN.search(word) else word
+
+    return _WORDISH.sub(fold, text)
 
 
 def compact(cleaned: str) -> str:

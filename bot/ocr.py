@@ -8,8 +8,8 @@ imports it, Pillow or numpy until an image is actually read, and ``ocr_available
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
-import contextlib
 import importlib.util
 import io
 import logging
@@ -32,8 +32,8 @@ REASONS = ("too_large", "too_many_pixels", "not_an_image", "corrupt", "timeout",
 # Long side, in pixels, that images are scaled down to before OCR. Measured in benchmarks/OCR.md: at
 # 1600 the corpus keeps its accuracy while a phone screenshot (1080x2340) reads ~30% faster than at full size.
 MAX_SIDE = 1600
-# Very tall (scrolling capture) or very wide images are cut into tiles with the aspect of a phone
-# screen instead of being shrunk until their text is unreadable.
+# Very tall images (scrolling captures) are cut into tiles with the aspect of a phone screen instead of
+# being shrunk until their text is unreadable.
 _TILE_ASPECT = 2.2
 _TILE_OVERLAP = 0.06
 # Time bound for absurd-but-legal shapes (a 1080x37000 capture): only the last tiles are read, because the
@@ -140,10 +140,10 @@ def default_engine(threads: int) -> Engine:
         # garbage; skipping it is also faster.
         use_cls=False,
         # The default ("min", 736) upscales small crops ~5x, which is slow and loses the first line of a
-        # banner; "max" only ever shrinks, and images arrive already capped at MAX_SIDE.
+        # banner. "max" with a high limit never rescales: decode() has already sized the image.
         det_limit_type="max",
-        det_limit_side_len=MAX_SIDE,
-        max_side_len=MAX_SIDE,
+        det_limit_side_len=4096,
+        max_side_len=4096,
         intra_op_num_threads=threads,
         inter_op_num_threads=1,
         print_verbose=False,
@@ -229,9 +229,9 @@ def check_image(data: bytes, max_bytes: int, max_pixels: int) -> tuple[str, int,
 
 
 def _scale_for(width: int, height: int, max_side: int) -> float:
-    """Downscale factor that brings a tile (not a whole scrolling capture) to max_side on its long side."""
-    tile_long = max(min(width, _TILE_ASPECT * height), min(height, _TILE_ASPECT * width))
-    return min(1.0, max_side / tile_long)
+    """Downscale factor giving long side <= max_side; for a tall capture, per phone-shaped tile."""
+    long_side = min(height, _TILE_ASPECT * width) if height > width else width
+    return min(1.0, max_side / long_side)
 
 
 def decode(data: bytes, max_side: int = MAX_SIDE) -> Image:
@@ -270,19 +270,17 @@ def decode(data: bytes, max_side: int = MAX_SIDE) -> Image:
 
 
 def tiles(img: Image, max_tiles: int = MAX_TILES) -> list[Image]:
-    """Cut an over-long image along its long axis into overlapping phone-shaped pieces (last ones kept)."""
+    """Cut a tall scrolling capture into overlapping phone-shaped pieces, keeping the last max_tiles.
+
+    Only tall images are cut: a horizontal cut would split every line of text in two.
+    """
     width, height = img.size
-    long_, short = max(width, height), min(width, height)
-    size = round(_TILE_ASPECT * short)
-    if long_ <= size * 1.15:
+    size = round(_TILE_ASPECT * width)
+    if height <= size * 1.15:
         return [img]
     step = round(size * (1 - _TILE_OVERLAP))
-    starts = [*range(0, long_ - size, step), long_ - size]
-    pieces = []
-    for start in starts[-max_tiles:]:
-        box = (0, start, width, start + size) if height > width else (start, 0, start + size, height)
-        pieces.append(img.crop(box))
-    return pieces
+    starts = [*range(0, height - size, step), height - size]
+    return [img.crop((0, start, width, start + size)) for start in starts[-max_tiles:]]
 
 
 def _read(data: bytes, max_side: int, holder: _EngineHolder) -> tuple[str, bool]:
@@ -322,7 +320,7 @@ def read_file(path: str | os.PathLike[str], *, max_side: int = MAX_SIDE) -> str:
 
 @dataclass(eq=False)
 class _Lane:
-    """One worker slot: its own single-worker executor, so a stuck job can be killed without the others."""
+    """One worker slot with its own single-worker executor, so a runaway job is killed without the others."""
 
     executor: concurrent.futures.Executor | None = None
     holder: _EngineHolder | None = None  # thread lanes keep their engine here
@@ -330,7 +328,7 @@ class _Lane:
 
 
 class OcrService:
-    """Bounded asynchronous OCR: validates images, queues at most max_queue, runs max_workers at a time.
+    """Bounded asynchronous OCR: validates images, runs max_workers at a time, queues at most max_queue.
 
     The event loop only does header checks; decoding and OCR run in worker processes (``executor="process"``,
     the default, so a job that overruns ``timeout`` is killed) or threads (for injected test engines).
@@ -360,10 +358,12 @@ class OcrService:
         self._kind = executor
         self._factory = engine_factory or default_engine
         self._check_installed = engine_factory is None
-        # ONNX Runtime would start one thread per core in every worker; split the cores between workers.
+        # ONNX Runtime starts one thread per core in every worker; share the cores out between workers.
         self._threads = threads_per_worker or max(1, (os.cpu_count() or 1) // max_workers)
         self._lanes: list[_Lane] = []
-        self._free: asyncio.Queue[_Lane] | None = None
+        # Plain deques instead of asyncio.Queue: nothing here is bound to one event loop.
+        self._idle: collections.deque[_Lane] = collections.deque()
+        self._waiters: collections.deque[asyncio.Future[_Lane]] = collections.deque()
         self._in_flight = 0
         self._closed = False
         self.engine_loads = 0
@@ -371,10 +371,15 @@ class OcrService:
 
     # -- public
 
+    @property
+    def in_flight(self) -> int:
+        """Images accepted and not finished yet (running or queued)."""
+        return self._in_flight
+
     async def read(self, data: bytes) -> str:
         """OCR one image and return its text, lines in reading order separated by newlines.
 
-        Raises ImageRejected (with .reason) for bad, oversized, slow images or a full queue, and
+        Raises ImageRejected (with .reason) for bad, oversized or slow images and a full queue, and
         OcrUnavailable when OCR cannot run at all.
         """
         if self._closed:
@@ -388,7 +393,7 @@ class OcrService:
         return text
 
     async def warm_up(self) -> None:
-        """Start one worker and load its engine now rather than on the first user's image."""
+        """Start a worker and load its engine now rather than on the first user's image."""
         from PIL import Image
 
         buf = io.BytesIO()
@@ -396,10 +401,12 @@ class OcrService:
         await self.read(buf.getvalue())
 
     def close(self) -> None:
-        """Stop the workers (killing any running job); later reads raise OcrUnavailable."""
+        """Stop the workers, killing any running job; later reads raise OcrUnavailable."""
         self._closed = True
         for lane in self._lanes:
             self._discard(lane)
+        while self._waiters:
+            self._waiters.popleft().cancel()
 
     # -- internals
 
@@ -409,7 +416,7 @@ class OcrService:
             raise ImageRejected("busy", f"{self._in_flight} images in progress")
         self._in_flight += 1
         try:
-            # A queued image waits at most for every job ahead of it to use its full time.
+            # A queued image waits at most as long as the jobs ahead of it may run.
             wait = self.timeout * max(1, math.ceil(self.max_queue / self.max_workers))
             try:
                 lane = await asyncio.wait_for(self._acquire(), wait)
@@ -420,36 +427,50 @@ class OcrService:
             self._in_flight -= 1
 
     async def _acquire(self) -> _Lane:
-        if self._free is None:
-            self._free = asyncio.Queue()
-        if self._free.empty() and len(self._lanes) < self.max_workers:
-            lane = _Lane()
-            self._lanes.append(lane)
-            return lane
-        return await self._free.get()
+        if self._idle:
+            return self._idle.popleft()
+        if len(self._lanes) < self.max_workers:
+            self._lanes.append(_Lane())
+            return self._lanes[-1]
+        waiter: asyncio.Future[_Lane] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._release(waiter.result())  # handed a lane just as the wait timed out: pass it on
+            elif waiter in self._waiters:
+                self._waiters.remove(waiter)
+            raise
+
+    def _release(self, lane: _Lane) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done() and not waiter.get_loop().is_closed():
+                waiter.set_result(lane)
+                return
+        self._idle.append(lane)
 
     def _start(self, lane: _Lane) -> concurrent.futures.Executor:
-        if lane.executor is None or lane.broken:
-            if lane.executor is not None:
-                self._discard(lane)
-            lane.broken = False
-            if self._kind == "process":
-                lane.executor = concurrent.futures.ProcessPoolExecutor(
-                    max_workers=1,
-                    # spawn, not fork: the bot process has threads (event loop helpers, HTTP pools).
-                    mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_init_worker,
-                    initargs=(self._factory, self._threads),
-                )
-            else:
-                lane.executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ocr")
-                lane.holder = _EngineHolder(self._factory, self._threads)
+        if lane.executor is not None and not lane.broken:
+            return lane.executor
+        self._discard(lane)
+        lane.broken = False
+        if self._kind == "process":
+            lane.executor = concurrent.futures.ProcessPoolExecutor(
+                max_workers=1,
+                # spawn, not fork: the bot process has threads (HTTP pools, executors) that fork would copy badly.
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(self._factory, self._threads),
+            )
+        else:
+            lane.executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ocr")
+            lane.holder = _EngineHolder(self._factory, self._threads)
         return lane.executor
 
     async def _run(self, lane: _Lane, data: bytes) -> tuple[str, bool]:
         loop = asyncio.get_running_loop()
-        free = self._free
-        assert free is not None
         try:
             executor = self._start(lane)
             if self._kind == "process":
@@ -457,17 +478,18 @@ class OcrService:
             else:
                 assert lane.holder is not None
                 future = executor.submit(_read, data, self.max_side, lane.holder)
-        except Exception:
-            free.put_nowait(lane)
+        except BaseException:
+            self._release(lane)
             raise
 
-        def release(_: concurrent.futures.Future[Any]) -> None:
-            # The lane is free only when its job has really stopped: a timed-out thread keeps its slot.
-            # RuntimeError: the loop is gone (shutdown), so nobody is waiting for the lane any more.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(free.put_nowait, lane)
+        def job_done(_: concurrent.futures.Future[Any]) -> None:
+            # The lane is free only once its job has really stopped: a timed-out thread keeps its slot.
+            try:
+                loop.call_soon_threadsafe(self._release, lane)
+            except RuntimeError:  # that event loop is closed: nothing of it can be waiting any more
+                self._release(lane)
 
-        future.add_done_callback(release)
+        future.add_done_callback(job_done)
         try:
             return await asyncio.wait_for(asyncio.wrap_future(future), self.timeout)
         except TimeoutError:

@@ -50,10 +50,18 @@ def test_webhook_mode_needs_url_and_secret() -> None:
         load_settings(webhook=True, env={"TELEGRAM_BOT_TOKEN": TOKEN, "WEBHOOK_URL": "https://x.example/hook"})
 
 
-def test_token_is_redacted_from_log_records() -> None:
-    record = logging.LogRecord("httpx", logging.INFO, __file__, 1, "POST %s", (f"https://api/bot{TOKEN}/getMe",), None)
-    RedactToken(TOKEN).filter(record)
-    assert TOKEN not in record.getMessage() and "<token>" in record.getMessage()
+def test_token_is_redacted_from_log_lines_and_tracebacks() -> None:
+    try:
+        raise RuntimeError(f"The token `{TOKEN}` was rejected")
+    except RuntimeError:
+        import sys
+
+        exc_info = sys.exc_info()
+    record = logging.LogRecord(
+        "httpx", logging.INFO, __file__, 1, "POST %s", (f"https://api/bot{TOKEN}/getMe",), exc_info
+    )
+    text = RedactToken(TOKEN).format(record)
+    assert TOKEN not in text and text.count("<token>") == 2
 
 
 def test_settings_survive_reopening(tmp_path: Path) -> None:

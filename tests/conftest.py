@@ -1,0 +1,47 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.fakebotapi import FakeBotApi, find_free_port, post_update
+
+PostUpdate = Callable[..., Awaitable[int]]
+
+
+@pytest.fixture
+def fake_bot_api() -> Iterator[FakeBotApi]:
+    """A fake Telegram Bot API on 127.0.0.1, fresh for each test.
+
+    Point PTB at it with ``fake_bot_api.application_builder()``. Teardown fails the test if the
+    fake itself hit an unexpected error, so a broken fake never passes silently.
+    """
+    server = FakeBotApi().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+    assert not server.internal_errors, f"fake Bot API errors: {server.internal_errors}"
+
+
+@pytest.fixture
+def post_webhook_update() -> PostUpdate:
+    """``await post_webhook_update(url, update_dict, secret_token=None) -> HTTP status``.
+
+    POSTs JSON to a webhook the way Telegram does (async, so a webhook served by the test's own
+    event loop can answer it).
+    """
+
+    async def post(url: str, update: dict[str, Any], secret_token: str | None = None) -> int:
+        return await post_update(url, update, secret_token=secret_token)
+
+    return post
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (e.g. for a webhook listener)."""
+    return find_free_port()
