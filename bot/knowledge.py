@@ -56,6 +56,7 @@ class Entry:
     error_types: dict[str, float]
     status_codes: dict[int, float]
     exceptions: dict[str, float]
+    patterns: dict[str, float] = field(default_factory=dict)
     number: int | None = None
     name: Localized | None = None
     aliases: tuple[str, ...] = ()
@@ -78,14 +79,19 @@ class ContextFactors:
     """How much cue-only matches count by context; `foreign` scales all but strong signatures."""
 
     claude_and_trouble: float = 1.0
-    claude: float = 0.8
-    trouble: float = 0.7
-    terse: float = 0.8
-    neither: float = 0.5
+    claude: float = 0.85
+    domain_and_trouble: float = 0.9
+    domain: float = 0.75
+    question: float = 0.6
+    trouble: float = 0.55
+    terse: float = 0.7
+    impersonal: float = 0.6
+    neither: float = 0.4
     foreign: float = 0.4
+    foreign_and_claude: float = 0.75
 
 
-VOCABULARIES = ("claude_words", "trouble_words", "foreign_words", "chatty_words")
+VOCABULARIES = ("claude_words", "domain_words", "trouble_words", "question_words", "foreign_words", "chatty_words")
 
 
 @dataclass(frozen=True)
@@ -398,7 +404,7 @@ class _FileReader:
         title = self.localized(fields["title"][1], f"{what} title")
         signatures, places = self.read_signatures(fields, entry_id, kind)
         cues = self.read_cues(fields, entry_id)
-        error_types, status_codes, exceptions = self.read_evidence(fields, entry_id)
+        error_types, status_codes, exceptions, patterns = self.read_evidence(fields, entry_id)
         values: dict[str, Any] = {}
         if kind == "cause":
             number = self.scalar(fields["number"][1], f"{what} number")
@@ -420,7 +426,7 @@ class _FileReader:
                 return
         if title is None or signatures is None:
             return
-        if not signatures and not cues and not (error_types or status_codes or exceptions):
+        if not signatures and not cues and not (error_types or status_codes or exceptions or patterns):
             self.problem(node, f"{what} has no signatures, cues or evidence, so nothing can ever match it")
             return
         entry = Entry(
@@ -432,6 +438,7 @@ class _FileReader:
             error_types=error_types,
             status_codes=status_codes,
             exceptions=exceptions,
+            patterns=patterns,
             **values,
         )
         self.acc.add_entry(entry, self.at(fields["id"][1]), places)
@@ -498,14 +505,15 @@ class _FileReader:
 
     def read_evidence(
         self, fields: dict[str, tuple[yaml.Node, yaml.Node]], entry_id: str
-    ) -> tuple[dict[str, float], dict[int, float], dict[str, float]]:
+    ) -> tuple[dict[str, float], dict[int, float], dict[str, float], dict[str, float]]:
         if "evidence" not in fields:
-            return {}, {}, {}
+            return {}, {}, {}, {}
         node = fields["evidence"][1]
         what = f"'{entry_id}' evidence"
         sub = self.mapping(node, what)
-        if sub is None or not self.keys(node, sub, what, (), ("error_types", "status_codes", "exceptions")):
-            return {}, {}, {}
+        allowed = ("error_types", "status_codes", "exceptions", "patterns")
+        if sub is None or not self.keys(node, sub, what, (), allowed):
+            return {}, {}, {}, {}
 
         def token(key: Any) -> str:
             if not isinstance(key, str) or not _TOKEN.match(key):
@@ -520,7 +528,20 @@ class _FileReader:
         def part(key: str, check: Callable[[Any], Any]) -> dict[Any, float]:
             return self.weights(sub[key][1], f"{what} {key}", check) if key in sub else {}
 
-        return part("error_types", token), part("status_codes", status), part("exceptions", token)
+        def pattern(key: Any) -> str:
+            # Patterns run on the compact text: lower-case letters, digits and hanzi only, no spaces.
+            try:
+                re.compile(str(key))
+            except re.error as exc:
+                raise ValueError(f"'{key}' is not a valid regular expression: {exc}") from None
+            return str(key)
+
+        return (
+            part("error_types", token),
+            part("status_codes", status),
+            part("exceptions", token),
+            part("patterns", pattern),
+        )
 
     def read_cause(self, root: yaml.MappingNode, fields: dict[str, tuple[yaml.Node, yaml.Node]]) -> None:
         self.read_entry(root, "cause")

@@ -24,24 +24,100 @@ _MIN_RATIO = 72.0
 # Short signatures match noise easily: below this weight they need a closer match.
 _SHORT_SIGNATURE = 40.0
 _SHORT_MIN_RATIO = 85.0
+# A copy cut short must match its part of the signature this closely, not just share the opening words.
+_TRUNCATED_MIN_RATIO = 85.0
 # A piece from the middle of a signature must match this closely.
 _MIDDLE_MIN_RATIO = 88.0
-# Cues above this weight are specific enough ("对话太长", "capacity constraints") to lose less to a missing context.
-_SPECIFIC_CUE = 0.8
+# Status codes weighted at least this (529) are Anthropic's own; the others are any server's.
+_SPECIFIC_STATUS = 0.85
+# OCR and typo repair apply to texts of up to this many words (chat lines and screenshots, not logs).
+_REPAIR_MAX_WORDS = 300
+# Typo correction: words of at least this many letters, among the first N words of a text.
+_TYPO_MIN = 4
+_TYPO_LIMIT = 150
 # A fragment from the middle of a signature (not its start) needs this much information to count.
 _MIDDLE_MIN_WEIGHT = 25.0
-# Run-together words (OCR drops spaces): a word this long switches cue lookups to the compact form too.
-_SPACELESS_WORD = 20
+# Run-together words (OCR drops spaces): this many letters per space switches cue lookups to the compact form too.
+_SPACELESS_LETTERS = 12
+_SPACELESS_RATIO = 15
 # ...for cues and words at least this long there, so short ones don't match inside other words.
 _SPACELESS_MIN = 6
 # Error-type tokens with a typo ("overlaoded_error") still count, a little less, at this similarity.
 _TOKEN_TYPO_RATIO = 88.0
 _WORD = re.compile(r"[a-z0-9_]+(?:['./-][a-z0-9_]+)*")
-_STATUS = re.compile(
-    r"(?:error|status|code|http|api|错误|状态码|返回)[^0-9a-z]{0,12}([1-5][0-9]{2})(?![0-9])"
-    r"|(?<![0-9.])([1-5][0-9]{2})(?=\s*(?:\{|-\s|overloaded|internal|too many|bad gateway|service unavailable"
-    r"|gateway|unauthorized|forbidden|request too large|not found))"
-    r"|^\s*([1-5][0-9]{2})\s*$"
+_PARTS = re.compile(r"['./-]")
+_UNDERSCORED = re.compile(r"[a-z0-9]+_[a-z0-9_]*")
+# Only Latin letters tell run-together text: Chinese has no spaces to drop.
+_LATIN_LETTER = re.compile(r"[a-z]")
+
+
+def _singular(word: str) -> str:
+    """A canonical singular, applied to text and cues alike, so "internal errors" meets the cue "internal error"."""
+    if (
+        len(word) > 3
+        and word[-1] == "s"
+        and not word.endswith(("ss", "us", "is"))
+        and "_" not in word
+        and "'" not in word
+    ):
+        return word[:-1]
+    return word
+
+
+def _parts(words: list[str]) -> list[str]:
+    return [p for w in words if not w.isalnum() for p in _PARTS.split(w) if p and p != w]
+
+
+def _status_codes(cleaned: str) -> set[int]:
+    """HTTP status codes the text gives as such: after an error word, before a reason or body, in the plural
+    ("500s"), or alone."""
+    bare = cleaned.strip()
+    if bare.isdigit():
+        return {int(bare)} if len(bare) == 3 and bare[0] in "12345" else set()
+    codes = set()
+    for m in _NUMBER.finditer(cleaned):
+        start, end = m.span(1)
+        if (
+            m.group(2)
+            or _STATUS_BEFORE.search(cleaned[max(0, start - 30) : start])
+            or _STATUS_AFTER.match(cleaned, end)
+        ):
+            codes.add(int(m.group(1)))
+    return codes
+
+
+def _deletions(word: str) -> list[str]:
+    return [word[:i] + word[i + 1 :] for i in range(len(word))]
+
+
+def _ocr_fold(word: str) -> str:
+    if "_" in word:
+        return word
+    if _MIXED.match(word):
+        word = word.translate(_LEET)
+    return word.replace("rn", "m") if "rn" in word else word
+
+
+# The same rule as _singular, in one pass over the text: a trailing s after 3+ letters, unless ss, us or is.
+_PLURAL = re.compile(r"\b([a-z0-9]{2,}[a-z0-9](?<![sui]))s\b")
+
+
+def _words(cleaned: str) -> list[str]:
+    return _WORD.findall(_PLURAL.sub(r"\1", cleaned))
+
+
+# OCR reads l as 1 and o as 0 inside words: "e1evated err0rs".
+_LEET = str.maketrans("01345", "oleas")
+_MIXED = re.compile(r"(?=.*[a-z])(?=.*[0-9])")
+_NUMBER = re.compile(r"(?<![0-9.,:])([1-5][0-9]{2})(s?)(?![0-9]|[.,:][0-9])")
+# Before a status code: an error word, maybe a word or an HTTP version between ("api error: repeated 529").
+_STATUS_BEFORE = re.compile(
+    r"(?:error|status|code|http|api|错误|状态码|返回)(?:[^0-9a-z]{1,12}|\W+[a-z]+\W+|/[0-9.]+\s+)$"
+)
+# After it: a JSON body, a dash, or the status's own reason phrase.
+_STATUS_AFTER = re.compile(
+    r"\s*(?:\{|-\s|overloaded|internal|too many|bad gateway|service unavailable|gateway|unauthorized|forbidden"
+    r"|request too large|not found)"
 )
 
 
@@ -123,7 +199,7 @@ class _Vocabulary:
             if has_cjk(entry):
                 self.cjk.append(compact(entry))
                 continue
-            words = _WORD.findall(entry)
+            words = _words(entry)
             if len(words) == 1:
                 self.single.add(words[0])
             elif words:
@@ -142,9 +218,12 @@ class _Vocabulary:
 @dataclass(frozen=True)
 class _Context:
     claude: bool
+    domain: bool
     trouble: bool
+    question: bool
     foreign: bool
     terse: bool
+    chatty: bool
 
 
 class Matcher:
@@ -161,7 +240,7 @@ class Matcher:
             for j in range(max(1, len(sig) - _GRAM + 1)):
                 self.grams[sig[j : j + _GRAM]].add(i)
         # Word cues are found as " w1 w2 " in the space-joined words; a trailing * drops the closing space.
-        self.word_cues: dict[str, list[tuple[str, str, str, float]]] = defaultdict(list)
+        self.word_cues: dict[str, list[tuple[str, frozenset[str], str, str, float]]] = defaultdict(list)
         self.prefix_cues: list[tuple[str, str, str, float]] = []
         self.cjk_cues: list[tuple[str, str, str, float]] = []
         self.compact_cues: list[tuple[str, str, str, float]] = []
@@ -175,13 +254,49 @@ class Matcher:
             for code, w in entry.status_codes.items():
                 self.status_codes[code].append((entry.id, w))
         self.first_words = frozenset(self.word_cues)
+        self.vocabulary = self._vocabulary_words(kb)
+        # Typo index: each vocabulary word under itself and its one-letter deletions (SymSpell), so a word one
+        # edit away ("netwrok", "outtage", "conect") is found with a few dictionary lookups.
+        self.deletions: dict[str, str] = {}
+        for word in sorted(self.vocabulary, key=len):
+            if len(word) >= _TYPO_MIN:
+                for variant in (word, *_deletions(word)):
+                    self.deletions.setdefault(variant, word)
         self.signature_grams = [max(1, len(t) - _GRAM + 1) for t in self.signature_texts]
         self.typo_tokens = [t for t in self.tokens if "_" in t]
+        self.patterns = [(re.compile(p), e.id, p, w) for e in iter_entries(kb) for p, w in e.patterns.items()]
         vocab = kb.vocabularies
         self.claude_words = _Vocabulary(vocab["claude_words"])
+        self.domain_words = _Vocabulary(vocab["domain_words"])
+        self.question_words = _Vocabulary(vocab["question_words"])
         self.trouble_words = _Vocabulary(vocab["trouble_words"])
         self.foreign_words = _Vocabulary(vocab["foreign_words"])
         self.chatty_words = _Vocabulary(vocab["chatty_words"])
+
+    def _vocabulary_words(self, kb: KnowledgeBase) -> frozenset[str]:
+        words: set[str] = set()
+        for entry in iter_entries(kb):
+            for cue in entry.cues:
+                words.update(w for w in _words(cue.rstrip("*")) if w.isalpha())
+        for name in ("claude_words", "domain_words", "trouble_words"):
+            for phrase in kb.vocabularies[name]:
+                words.update(w for w in _words(phrase) if w.isalpha())
+        return frozenset(words)
+
+    def _corrected(self, words: list[str]) -> list[str] | None:
+        """The word sequence with words one edit away from the vocabulary put right, or None if none were."""
+        out = list(words)
+        changed = False
+        for i, word in enumerate(words[:_TYPO_LIMIT]):
+            if len(word) < _TYPO_MIN or word in self.vocabulary or not word.isalpha():
+                continue
+            fix = self.deletions.get(word) or next(
+                (self.deletions[d] for d in _deletions(word) if d in self.deletions), None
+            )
+            if fix is not None and abs(len(fix) - len(word)) <= 1:
+                out[i] = fix
+                changed = True
+        return out if changed else None
 
     def _index_cue(self, entry_id: str, cue: str, w: float) -> None:
         prefix = cue.endswith("*")
@@ -189,20 +304,40 @@ class Matcher:
         if has_cjk(body):
             self.cjk_cues.append((compact(body), entry_id, cue, w))
             return
-        words = tuple(_WORD.findall(body))
+        words = tuple(_words(body))
         if not words:
             return
         if len(words) == 1 and prefix:
             self.prefix_cues.append((words[0], entry_id, cue, w))
         else:
             needle = " " + " ".join(words) + ("" if prefix else " ")
-            self.word_cues[words[0]].append((needle, entry_id, cue, w))
+            required = frozenset(words[:-1] if prefix else words)
+            self.word_cues[words[0]].append((needle, required, entry_id, cue, w))
         packed = compact(body)
         if len(packed) >= _SPACELESS_MIN:
             # Spaceless text (OCR) can only be reached through the compact form.
             self.compact_cues.append((packed, entry_id, cue, w))
 
     # --- the hot path --------------------------------------------------------------------------------
+
+    def _lookup_words(self, words: list[str]) -> list[str]:
+        """The words, then (after a "|" that no phrase spans) the OCR-folded sequence ("wi11 exceed the 1ength
+        lirnit" -> "will exceed the length limit") and the parts of joined words ("claude's", "nginx/1.18.0")."""
+        out = list(words)
+        if len(words) > _REPAIR_MAX_WORDS:
+            # Long pastes are logs written by programs: no OCR slips or typos to repair, and it costs per word.
+            parts = _parts(words)
+            return [*out, "|", *parts] if parts else out
+        folded = [_ocr_fold(w) for w in words]
+        if folded != words:
+            out += ["|", *folded]
+        corrected = self._corrected(folded)
+        if corrected is not None:
+            out += ["|", *corrected]
+        parts = _parts(words)
+        if parts:
+            out += ["|", *parts]
+        return out
 
     def diagnose(self, text: str, *, threshold: float | None = None) -> Diagnosis:
         """Diagnose `text`; below `threshold` (default: the knowledge base's 'asked' level) nothing is claimed."""
@@ -213,27 +348,33 @@ class Matcher:
         if not packed:
             return NO_DIAGNOSIS
         scores: dict[str, _Score] = defaultdict(_Score)
-        words = _WORD.findall(cleaned)
-        spaceless = any(len(w) >= _SPACELESS_WORD for w in words)
+        words = _words(cleaned)
+        letters = len(_LATIN_LETTER.findall(cleaned))
+        spaceless = letters >= _SPACELESS_LETTERS and letters >= _SPACELESS_RATIO * (cleaned.count(" ") + 1)
+        lookup = self._lookup_words(words)
         self._match_signatures(packed, scores)
-        self._match_cues(cleaned, packed, words, spaceless, scores)
-        self._match_evidence(cleaned, words, scores)
-        return self._decide(scores, self._context(packed, words, spaceless), threshold)
+        self._match_cues(cleaned, packed, lookup, spaceless, scores)
+        self._match_evidence(cleaned, lookup, scores)
+        self._match_patterns(packed, scores)
+        asks = cleaned.rstrip().endswith(("?", "？"))
+        return self._decide(scores, self._context(packed, lookup, len(words), spaceless, asks), threshold)
 
     def _candidates(self, packed: str) -> list[tuple[int, str]]:
         """Signatures sharing enough n-grams with the text, best first, each with the stretch of text to score."""
         n = len(packed)
-        grams = {packed[i : i + _GRAM]: i for i in range(n - _GRAM + 1)} if n >= _GRAM else {packed: 0}
+        # Long texts are sampled at every other position: a matching signature still shares half its n-grams.
+        step = 2 if n > _PREFILTER_FROM else 1
+        grams = {packed[i : i + _GRAM]: i for i in range(0, n - _GRAM + 1, step)} if n >= _GRAM else {packed: 0}
         hits: dict[int, list[int]] = defaultdict(list)
         for gram in grams.keys() & self.grams.keys():
             pos = grams[gram]
             for i in self.grams[gram]:
                 hits[i].append(pos)
         # Scoring every signature is what costs: only the few sharing the most n-grams are scored.
-        ranked = sorted(hits.items(), key=lambda kv: len(kv[1]) / self.signature_grams[kv[0]], reverse=True)
+        ranked = sorted(hits.items(), key=lambda kv: step * len(kv[1]) / self.signature_grams[kv[0]], reverse=True)
         out = []
         for i, positions in ranked[:_MAX_CANDIDATES]:
-            if len(positions) < min(2, self.signature_grams[i]):
+            if len(positions) < min(2 if step == 1 else 1, self.signature_grams[i]):
                 continue
             if n <= _PREFILTER_FROM:
                 out.append((i, packed))
@@ -268,6 +409,10 @@ class Matcher:
                     text_weight < _MIDDLE_MIN_WEIGHT or ratio < _MIDDLE_MIN_RATIO
                 ):
                     continue
+                # The copy must run on as the signature does, not just share its opening words.
+                ratio = min(ratio, fuzz.ratio(packed, sig_text[al.dest_start : al.dest_start + len(packed)]))
+                if ratio < _TRUNCATED_MIN_RATIO:
+                    continue
                 matched = text_weight
                 coverage = len(packed) / len(sig_text)
             strength = min(1.0, matched / _FULL_STRENGTH)
@@ -282,12 +427,14 @@ class Matcher:
     def _match_cues(
         self, cleaned: str, packed: str, words: list[str], spaceless: bool, scores: dict[str, _Score]
     ) -> None:
-        present = self.first_words.intersection(words)
+        seen = set(words)
+        present = self.first_words.intersection(seen)
         if present:
             joined = f" {' '.join(words)} "
             for word in present:
-                for needle, entry_id, cue, w in self.word_cues[word]:
-                    if needle in joined:
+                for needle, required, entry_id, cue, w in self.word_cues[word]:
+                    # The set test is cheap and rules out most phrases before scanning the text.
+                    if required <= seen and needle in joined:
                         scores[entry_id].add_cue(cue, w)
         for stem, entry_id, cue, w in self.prefix_cues:
             if stem in cleaned and any(word.startswith(stem) for word in words):
@@ -303,51 +450,92 @@ class Matcher:
 
     def _match_evidence(self, cleaned: str, words: list[str], scores: dict[str, _Score]) -> None:
         present = set(words)
-        # "anthropic.APITimeoutError" is one word to the tokenizer but carries the exception's own name.
-        present.update(part for word in words if "." in word for part in word.split("."))
         for word in self.tokens.keys() & present:
             for entry_id, token, w in self.tokens[word]:
                 scores[entry_id].add_evidence(token, w)
-        for word in present:
-            if "_" in word and word not in self.tokens and len(word) >= 8:
-                hit = process.extractOne(word, self.typo_tokens, scorer=fuzz.ratio, score_cutoff=_TOKEN_TYPO_RATIO)
+        for word in set(_UNDERSCORED.findall(cleaned)) - self.tokens.keys():
+            if len(word) >= 8:
+                # A token cut short ("overloaded_") or misspelt ("overlaoded_error") still names its type.
+                prefixed = next((t for t in self.typo_tokens if t.startswith(word)), None)
+                hit = (
+                    (prefixed, 100.0, 0)
+                    if prefixed
+                    else process.extractOne(word, self.typo_tokens, scorer=fuzz.ratio, score_cutoff=_TOKEN_TYPO_RATIO)
+                )
                 if hit is not None:
                     for entry_id, token, w in self.tokens[hit[0]]:
                         scores[entry_id].add_evidence(token, w * 0.9)
-        for m in _STATUS.finditer(cleaned):
-            code = int(m.group(1) or m.group(2) or m.group(3))
+        for code in _status_codes(cleaned):
             for entry_id, w in self.status_codes.get(code, ()):
                 scores[entry_id].add_evidence(f"HTTP {code}", w)
 
-    def _context(self, packed: str, words: list[str], spaceless: bool) -> _Context:
+    def _evidence_factor(self, what: str, w: float, ctx: _Context, cue_factor: float, asking: bool) -> float:
+        """Evidence stands on its own, except a generic HTTP status (any server's 500 or 429) where nothing says
+        Claude, and anything at all in a question that reports no trouble."""
+        if asking:
+            return cue_factor
+        if what.startswith("HTTP ") and w < _SPECIFIC_STATUS and not ctx.claude:
+            return cue_factor
+        return 1.0
+
+    def _match_patterns(self, packed: str, scores: dict[str, _Score]) -> None:
+        for pattern, entry_id, source, w in self.patterns:
+            if pattern.search(packed):
+                scores[entry_id].add_evidence(f"pattern {source}", w)
+
+    def _context(self, packed: str, words: list[str], word_count: int, spaceless: bool, asks: bool) -> _Context:
         present = set(words)
         joined = f" {' '.join(words)} "
         cjk = has_cjk(packed)
         chatty = self.chatty_words.found(present, joined, packed, cjk, False)
-        size = len(words) + (len(CJK_CHAR.findall(packed)) / 2.5 if cjk else 0.0)
+        size = word_count + (len(CJK_CHAR.findall(packed)) / 2.5 if cjk else 0.0)
         return _Context(
             claude=self.claude_words.found(present, joined, packed, cjk, spaceless),
+            domain=self.domain_words.found(present, joined, packed, cjk, spaceless),
             trouble=self.trouble_words.found(present, joined, packed, cjk, spaceless),
+            question=self.question_words.found(present, joined, packed, cjk, False) or asks,
             foreign=self.foreign_words.found(present, joined, packed, cjk, spaceless),
-            terse=not chatty and size <= self.kb.terse_words,
+            # Run-together OCR text is a screenshot of the error itself, however it reads.
+            terse=spaceless or (not chatty and size <= self.kb.terse_words),
+            chatty=chatty,
         )
 
     def _cue_factor(self, ctx: _Context) -> float:
         f = self.kb.context_factors
-        if ctx.claude:
-            return f.claude_and_trouble if ctx.trouble else f.claude
-        if ctx.trouble:
-            return f.trouble
-        return f.terse if ctx.terse else f.neither
+        factor = self._plain_factor(ctx)
+        if ctx.question and not ctx.trouble:
+            factor = min(factor, f.question)
+        if ctx.claude and ctx.foreign:
+            factor *= f.foreign_and_claude
+        return factor
+
+    def _plain_factor(self, ctx: _Context) -> float:
+        f = self.kb.context_factors
+        if ctx.claude or ctx.domain:
+            if ctx.trouble:
+                return f.claude_and_trouble if ctx.claude else f.domain_and_trouble
+            if ctx.question:
+                return f.question
+            return f.claude if ctx.claude else f.domain
+        if ctx.terse:
+            return f.terse
+        if not ctx.chatty:
+            return max(f.impersonal, f.trouble if ctx.trouble else 0.0)
+        return f.trouble if ctx.trouble else f.neither
 
     def _decide(self, scores: dict[str, _Score], ctx: _Context, threshold: float) -> Diagnosis:
         totals: dict[str, float] = {}
         cue_factor = self._cue_factor(ctx)
         foreign = ctx.foreign and not ctx.claude
+        _drop_explained_cues(scores)
+        # A question with no trouble word asks about a thing ("what does HTTP 529 mean?") rather than reporting it.
+        asking = ctx.question and not ctx.trouble
         for entry_id, s in scores.items():
-            ev = _noisy_or([w for _, w in s.evidence or ()])
-            factor = cue_factor if s.signature < 0.5 and ev < 0.5 else 1.0
-            cue = _noisy_or([w * _scaled(factor, w) for _, w in _outermost(s.cues or [])])
+            ev = _noisy_or(
+                [w * self._evidence_factor(what, w, ctx, cue_factor, asking) for what, w in s.evidence or ()]
+            )
+            factor = cue_factor if asking or (s.signature < 0.5 and ev < 0.5) else 1.0
+            cue = _combine_cues([w * factor for _, w in _outermost(s.cues or [])])
             total = _noisy_or([s.signature, cue, ev])
             if foreign and s.signature < 0.9:
                 total *= self.kb.context_factors.foreign
@@ -378,17 +566,39 @@ class Matcher:
         return Diagnosis(cause=None, confidence=best, known=best_id, runner_up=runner_up, evidence=evidence)
 
 
-def _scaled(factor: float, w: float) -> float:
-    """The context factor for a cue of weight `w`: the most specific cues keep more of their weight."""
-    if w <= _SPECIFIC_CUE:
-        return factor
-    return factor + (1.0 - factor) * (w - _SPECIFIC_CUE) / (1.0 - _SPECIFIC_CUE)
+def _drop_explained_cues(scores: dict[str, _Score]) -> None:
+    """A cue inside a longer cue matched for another entry is explained by it: "not your usage limit" (capacity)
+    is not a usage limit (context), "not an outage" (capacity) not an outage (service)."""
+    matched = [(entry_id, cue.rstrip("*")) for entry_id, s in scores.items() for cue, _ in s.cues or ()]
+    for entry_id, s in scores.items():
+        if s.cues:
+            s.cues = [
+                (cue, w)
+                for cue, w in s.cues
+                if not any(
+                    other != entry_id and cue.rstrip("*") in body and cue.rstrip("*") != body for other, body in matched
+                )
+            ]
+
+
+def _combine_cues(weights: list[float]) -> float:
+    """The strongest cue counts in full and the others at half: several weak, generic words ("capacity",
+    "peak time") must not add up to an error."""
+    if not weights:
+        return 0.0
+    ordered = sorted(weights, reverse=True)
+    return _noisy_or([ordered[0], *(w / 2 for w in ordered[1:])])
 
 
 def _outermost(cues: list[tuple[str, float]]) -> list[tuple[str, float]]:
-    """Drop cues contained in another matched cue: "internal server error" already says "server error"."""
+    """Drop cues contained in another matched cue ("internal server error" already says "server error"), and
+    count a cue written twice ("usage limit", "usage limit*") once."""
     bodies = [c.rstrip("*") for c, _ in cues]
-    return [cw for cw, b in zip(cues, bodies, strict=True) if not any(b != o and b in o for o in bodies)]
+    out: dict[str, tuple[str, float]] = {}
+    for cw, b in zip(cues, bodies, strict=True):
+        if not any(b != o and b in o for o in bodies) and (b not in out or cw[1] > out[b][1]):
+            out[b] = cw
+    return list(out.values())
 
 
 def slot_cue(slot: _Score) -> float:

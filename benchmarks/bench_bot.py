@@ -1,0 +1,125 @@
+"""Benchmark: updates handled per second through the real Application (handlers, responder, matcher, SQLite),
+with a recording request object in place of HTTP so only the bot's own work is timed.
+
+Run: .venv/bin/python benchmarks/bench_bot.py [--updates N]
+The rate limiter is left out: it exists to hold sends to Telegram's ~30 messages/s, which is what we measure against.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import resource
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from telegram import LinkPreviewOptions, Update
+from telegram.constants import ParseMode
+from telegram.ext import ApplicationBuilder, Defaults
+from telegram.request import BaseRequest, RequestData
+
+from bot.handlers import Doctor, register
+from bot.matcher import get_matcher
+from bot.replies import Markup
+from bot.responder import Responder
+from bot.storage import Storage
+
+BOT = {"id": 7012345678, "is_bot": True, "first_name": "Doctor", "username": "claude_doctor_bot",
+       "can_join_groups": True, "can_read_all_group_messages": True, "supports_inline_queries": True}  # fmt: skip
+TEXTS = [
+    "Due to unexpected capacity constraints, Claude is unable to respond to your message.",
+    'API Error: 529 {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}',
+    "我们无法连接到Claude。请检查你的网络连接并重试。",
+    "Your message will exceed the length limit for this chat.",
+    "good morning everyone, anyone tried the new model?",
+    "今天下班一起吃饭吗",
+    "/causes",
+    "/fix 2",
+]
+
+
+class RecordingRequest(BaseRequest):
+    """Answers every Bot API call at once with a plausible result and counts the calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.ids = itertools.count(1)
+
+    @property
+    def read_timeout(self) -> float | None:
+        return 5.0
+
+    async def initialize(self) -> None:
+        return None
+
+    async def shutdown(self) -> None:
+        return None
+
+    async def do_request(
+        self, url: str, method: str, request_data: RequestData | None = None, **_: Any
+    ) -> tuple[int, bytes]:
+        self.calls += 1
+        name = url.rsplit("/", 1)[-1]
+        params = request_data.parameters if request_data else {}
+        if name == "getMe":
+            result: Any = BOT
+        elif name in ("sendMessage", "editMessageText"):
+            chat_id = int(params.get("chat_id", 1))
+            chat = {"id": chat_id, "type": "private" if chat_id > 0 else "supergroup"}
+            result = {"message_id": next(self.ids), "date": 0, "chat": chat, "text": params.get("text", "")}
+        else:
+            result = True
+        return 200, json.dumps({"ok": True, "result": result}).encode()
+
+
+def updates(count: int) -> list[dict[str, Any]]:
+    out = []
+    for n in range(count):
+        text = TEXTS[n % len(TEXTS)]
+        group = n % 2 == 1
+        chat = (
+            {"id": -100123, "type": "supergroup", "title": "g"} if group else {"id": 1000 + n % 50, "type": "private"}
+        )
+        sender = {"id": 1000 + n % 50, "is_bot": False, "first_name": "U", "language_code": "en"}
+        message: dict[str, Any] = {"message_id": n + 1, "date": 0, "chat": chat, "text": text, "from": sender}
+        if text.startswith("/"):
+            message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
+        out.append({"update_id": n + 1, "message": message})
+    return out
+
+
+async def main(count: int) -> None:
+    request = RecordingRequest()
+    with tempfile.TemporaryDirectory() as tmp:
+        storage = Storage(Path(tmp))
+        app = (
+            ApplicationBuilder()
+            .token("123456:ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef")
+            .request(request)
+            .get_updates_request(RecordingRequest())
+            .defaults(Defaults(parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True)))
+            .build()
+        )
+        app.bot_data["doctor"] = Doctor(Responder(get_matcher(), Markup.HTML), storage)
+        register(app)
+        await app.initialize()
+        batch = [Update.de_json(u, app.bot) for u in updates(count)]
+        start = time.perf_counter()
+        for update in batch:
+            await app.process_update(update)
+        elapsed = time.perf_counter() - start
+        await app.shutdown()
+        storage.close()
+    print(f"updates handled:     {count} in {elapsed:.2f} s -> {count / elapsed:,.0f} updates/s")
+    print(f"Bot API calls made:  {request.calls - 1} (private errors, commands, group auto-answers)")
+    print(f"peak memory (RSS):   {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--updates", type=int, default=5000)
+    asyncio.run(main(parser.parse_args().updates))
