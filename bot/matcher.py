@@ -90,12 +90,16 @@ def _deletions(word: str) -> list[str]:
     return [word[:i] + word[i + 1 :] for i in range(len(word))]
 
 
-def _ocr_fold(word: str) -> str:
+def _ocr_fold(word: str, vocabulary: frozenset[str]) -> str:
     if "_" in word:
         return word
     if _MIXED.match(word):
         word = word.translate(_LEET)
-    return word.replace("rn", "m") if "rn" in word else word
+    # "rn" read for "m" only where that makes a word we know: "lirnit" is "limit", "internal" stays.
+    if "rn" in word and word not in vocabulary:
+        fixed = word.replace("rn", "m")
+        return fixed if fixed in vocabulary else word
+    return word
 
 
 # The same rule as _singular, in one pass over the text: a trailing s after 3+ letters, unless ss, us or is.
@@ -328,13 +332,13 @@ class Matcher:
             # Long pastes are logs written by programs: no OCR slips or typos to repair, and it costs per word.
             parts = _parts(words)
             return [*out, "|", *parts] if parts else out
-        folded = [_ocr_fold(w) for w in words]
+        folded = [_ocr_fold(w, self.vocabulary) for w in words]
         if folded != words:
             out += ["|", *folded]
         corrected = self._corrected(folded)
         if corrected is not None:
             out += ["|", *corrected]
-        parts = _parts(words)
+        parts = _parts(folded)
         if parts:
             out += ["|", *parts]
         return out

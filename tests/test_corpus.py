@@ -38,9 +38,28 @@ def test_research_non_cause_is_named_honestly(case: Case) -> None:
 # Regression bars on the sets we tune on, at the levels measured when they were set (tune: written with the
 # research file; dev: new wordings; dev2: adversarial near-misses and other programs' errors).
 @pytest.mark.parametrize(
-    ("name", "top1", "fp"), [("tune.jsonl", 0.98, 0.01), ("dev.jsonl", 0.95, 0.01), ("dev2.jsonl", 0.90, 0.03)]
+    ("name", "top1", "fp"),
+    [("tune.jsonl", 0.98, 0.01), ("dev.jsonl", 0.95, 0.01), ("dev2.jsonl", 0.90, 0.03), ("dev3.jsonl", 0.91, 0.03)],
 )
 def test_development_sets_stay_accurate(name: str, top1: float, fp: float) -> None:
     report = evaluate(get_matcher(), load_cases(DATA / name))
     assert report.top1 >= top1, report.format(show_misses=20)
     assert report.fp_rate <= fp, report.format(show_misses=20)
+
+
+def test_held_out_set_does_not_regress() -> None:
+    """A guard at the level measured on the held-out set, not its target: issue 2 asks for top-1 >= 95% and
+    <= 2% false positives, measured 91.5% and 2.1% when this was written. Misses are not printed (nobody tunes
+    on this set); raise these numbers as the matcher improves."""
+    report = evaluate(get_matcher(), load_cases(DATA / "heldout.jsonl"))
+    assert report.cause_cases >= 200 and report.negatives >= 150
+    assert report.top1 >= 0.91, f"top-1 {report.top1:.1%}"
+    assert report.fp_rate <= 0.025, f"false positives {report.fp_rate:.1%}"
+
+
+def test_strict_level_makes_no_false_positives_on_held_out_chatter() -> None:
+    """Group auto-answers go out at the strict level: no chatter of the held-out set may trigger one."""
+    matcher = get_matcher()
+    negatives = [c for c in load_cases(DATA / "heldout.jsonl") if c.label in ("none", "other")]
+    wrong = [c for c in negatives if matcher.diagnose(c.text, threshold=matcher.kb.thresholds.strict).cause]
+    assert not wrong, f"{len(wrong)} auto-answers to chatter or non-causes"
