@@ -268,6 +268,7 @@ class Matcher:
                     self.deletions.setdefault(variant, word)
         self.signature_grams = [max(1, len(t) - _GRAM + 1) for t in self.signature_texts]
         self.typo_tokens = [t for t in self.tokens if "_" in t]
+        self.error_types = frozenset(t for e in iter_entries(kb) for t in e.error_types)
         self.patterns = [(re.compile(p), e.id, p, w) for e in iter_entries(kb) for p, w in e.patterns.items()]
         vocab = kb.vocabularies
         self.claude_words = _Vocabulary(vocab["claude_words"])
@@ -404,21 +405,10 @@ class Matcher:
                 matched = sig_weight
                 coverage = 1.0
             else:
-                # A text shorter than the signature is a truncated copy if it lines up with its start; a piece
-                # from the middle counts only when it is long enough to be unmistakable.
-                al = fuzz.partial_ratio_alignment(packed, sig_text)
-                if al is None:
+                found = self._truncated(packed, sig_text, ratio, text_weight)
+                if found is None:
                     continue
-                if al.dest_start > max(3, len(sig_text) // 10) and (
-                    text_weight < _MIDDLE_MIN_WEIGHT or ratio < _MIDDLE_MIN_RATIO
-                ):
-                    continue
-                # The copy must run on as the signature does, not just share its opening words.
-                ratio = min(ratio, fuzz.ratio(packed, sig_text[al.dest_start : al.dest_start + len(packed)]))
-                if ratio < _TRUNCATED_MIN_RATIO:
-                    continue
-                matched = text_weight
-                coverage = len(packed) / len(sig_text)
+                ratio, matched, coverage = found
             strength = min(1.0, matched / _FULL_STRENGTH)
             if coverage >= 0.5 and matched >= 0.7 * text_weight:
                 # The text is essentially this error, whole or cut short: that is convincing even when short.
@@ -427,6 +417,29 @@ class Matcher:
             slot = scores[sig.entry]
             if score > slot.signature:
                 slot.signature, slot.signature_text, slot.also = score, sig.text, sig.also
+
+    @staticmethod
+    def _truncated(packed: str, sig_text: str, ratio: float, text_weight: float) -> tuple[float, float, float] | None:
+        """A text shorter than the signature: (ratio, matched weight, coverage) if it holds a copy cut short."""
+        best: tuple[float, float, float] | None = None
+        # The whole text is the error cut short if it lines up with the signature's start; a piece from the
+        # middle counts only when it is long enough to be unmistakable.
+        al = fuzz.partial_ratio_alignment(packed, sig_text)
+        if al is not None and (
+            al.dest_start <= max(3, len(sig_text) // 10)
+            or (text_weight >= _MIDDLE_MIN_WEIGHT and ratio >= _MIDDLE_MIN_RATIO)
+        ):
+            # The copy must run on as the signature does, not just share its opening words.
+            r = min(ratio, fuzz.ratio(packed, sig_text[al.dest_start : al.dest_start + len(packed)]))
+            if r >= _TRUNCATED_MIN_RATIO:
+                best = (r, text_weight, len(packed) / len(sig_text))
+        # Or words around a copy cut short: "I got Your message will exceed the length limit, any workaround?"
+        head = sig_text[: int(len(packed) * 0.8)]
+        if weight(head) >= _MIDDLE_MIN_WEIGHT:
+            r = fuzz.partial_ratio(head, packed, score_cutoff=_MIDDLE_MIN_RATIO)
+            if r and (best is None or weight(head) * r > best[1] * best[0]):
+                best = (r, weight(head), len(head) / len(sig_text))
+        return best
 
     def _match_cues(
         self, cleaned: str, packed: str, words: list[str], spaceless: bool, scores: dict[str, _Score]
@@ -472,6 +485,9 @@ class Matcher:
         for code in _status_codes(cleaned):
             for entry_id, w in self.status_codes.get(code, ()):
                 scores[entry_id].add_evidence(f"HTTP {code}", w)
+
+    def _anthropic_evidence(self, s: _Score) -> bool:
+        return any(what in self.error_types and w >= _SPECIFIC_STATUS for what, w in s.evidence or ())
 
     def _evidence_factor(self, what: str, w: float, ctx: _Context, cue_factor: float, asking: bool) -> float:
         """Evidence stands on its own, except a generic HTTP status (any server's 500 or 429) where nothing says
@@ -541,7 +557,9 @@ class Matcher:
             factor = cue_factor if asking or (s.signature < 0.5 and ev < 0.5) else 1.0
             cue = _combine_cues([w * factor for _, w in _outermost(s.cues or [])])
             total = _noisy_or([s.signature, cue, ev])
-            if foreign and s.signature < 0.9:
+            # Another program's error is discounted, unless a strong signature or one of Anthropic's own error
+            # types ("overloaded_error" in an API body relayed by some framework) says it is Claude's.
+            if foreign and s.signature < 0.9 and not self._anthropic_evidence(s):
                 total *= self.kb.context_factors.foreign
             totals[entry_id] = total
         if not totals:
