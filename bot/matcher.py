@@ -10,7 +10,7 @@ from typing import Any
 from rapidfuzz import fuzz, process
 
 from bot.knowledge import Entry, KnowledgeBase, Signature, iter_entries
-from bot.normalize import CJK_CHAR, clean, compact, has_cjk, weight
+from bot.normalize import clean, compact, has_cjk, weight
 
 # Longer input is cut: a 64 KB log is the largest realistic paste, and the cap bounds the work per message.
 MAX_INPUT_CHARS = 65_536
@@ -62,6 +62,24 @@ def _singular(word: str) -> str:
     ):
         return word[:-1]
     return word
+
+
+_A_NOT_A = re.compile(r"(是|能|会|有)(?:不|没)\1")
+_CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+
+
+def _cjk_heads(packed: str) -> set[str]:
+    """Every hanzi and every pair of neighbouring hanzi in the text: the keys under which hanzi cues are filed."""
+    heads: set[str] = set()
+    for run in _CJK_RUN.findall(packed):
+        heads.update(run)
+        heads.update(map(str.__add__, run, run[1:]))
+    return heads
+
+
+def _head(cue: str) -> str:
+    """The key a hanzi cue is filed under: its first two characters if both are hanzi, else "" (always checked)."""
+    return cue[:2] if _CJK_RUN.fullmatch(cue[:2]) else ""
 
 
 def _parts(words: list[str]) -> list[str]:
@@ -209,10 +227,10 @@ class _Vocabulary:
             elif words:
                 self.phrases.append(f" {' '.join(words)} ")
 
-    def found(self, words: set[str], joined: str, packed: str, cjk: bool, spaceless: bool) -> bool:
+    def found(self, words: set[str], joined: str, packed: str, heads: set[str], spaceless: bool) -> bool:
         if not self.single.isdisjoint(words):
             return True
-        if cjk and any(c in packed for c in self.cjk):
+        if heads and any((_head(c) in heads or not _head(c)) and c in packed for c in self.cjk):
             return True
         if spaceless and any(p in packed for p in self.packed):
             return True
@@ -236,6 +254,7 @@ class Matcher:
     def __init__(self, kb: KnowledgeBase) -> None:
         self.kb = kb
         self.entries: dict[str, Entry] = {e.id: e for e in iter_entries(kb)}
+        self.order = {entry_id: n for n, entry_id in enumerate(self.entries)}
         self.signatures: list[Signature] = [s for e in iter_entries(kb) for s in e.signatures]
         self.signature_texts: list[str] = [s.compact for s in self.signatures]
         self.signature_weights: list[float] = [weight(s.compact) for s in self.signatures]
@@ -258,11 +277,14 @@ class Matcher:
             for code, w in entry.status_codes.items():
                 self.status_codes[code].append((entry.id, w))
         self.first_words = frozenset(self.word_cues)
+        self.cjk_cue_heads: dict[str, list[tuple[str, str, str, float]]] = defaultdict(list)
+        for item in self.cjk_cues:
+            self.cjk_cue_heads[_head(item[0])].append(item)
         self.vocabulary = self._vocabulary_words(kb)
         # Typo index: each vocabulary word under itself and its one-letter deletions (SymSpell), so a word one
         # edit away ("netwrok", "outtage", "conect") is found with a few dictionary lookups.
         self.deletions: dict[str, str] = {}
-        for word in sorted(self.vocabulary, key=len):
+        for word in sorted(self.vocabulary, key=lambda w: (len(w), w)):
             if len(word) >= _TYPO_MIN:
                 for variant in (word, *_deletions(word)):
                     self.deletions.setdefault(variant, word)
@@ -353,16 +375,19 @@ class Matcher:
         if not packed:
             return NO_DIAGNOSIS
         scores: dict[str, _Score] = defaultdict(_Score)
+        # "是不是宕机" asks "is it down?": without folding, the negation cue "不是宕机" ("not down") would fire.
+        packed = _A_NOT_A.sub(r"\1否", packed) if "不" in packed else packed
         words = _words(cleaned)
         letters = len(_LATIN_LETTER.findall(cleaned))
         spaceless = letters >= _SPACELESS_LETTERS and letters >= _SPACELESS_RATIO * (cleaned.count(" ") + 1)
         lookup = self._lookup_words(words)
         self._match_signatures(packed, scores)
-        self._match_cues(cleaned, packed, lookup, spaceless, scores)
+        heads = _cjk_heads(packed) if has_cjk(packed) else set()
+        self._match_cues(cleaned, packed, lookup, spaceless, heads, scores)
         self._match_evidence(cleaned, lookup, scores)
         self._match_patterns(packed, scores)
         asks = cleaned.rstrip().endswith(("?", "？"))
-        return self._decide(scores, self._context(packed, lookup, len(words), spaceless, asks), threshold)
+        return self._decide(scores, self._context(packed, lookup, len(words), spaceless, asks, heads), threshold)
 
     def _candidates(self, packed: str) -> list[tuple[int, str]]:
         """Signatures sharing enough n-grams with the text, best first, each with the stretch of text to score."""
@@ -376,7 +401,8 @@ class Matcher:
             for i in self.grams[gram]:
                 hits[i].append(pos)
         # Scoring every signature is what costs: only the few sharing the most n-grams are scored.
-        ranked = sorted(hits.items(), key=lambda kv: step * len(kv[1]) / self.signature_grams[kv[0]], reverse=True)
+        # Ties are broken by position in the knowledge base: set order changes with each process's string hashing.
+        ranked = sorted(hits.items(), key=lambda kv: (-len(kv[1]) / self.signature_grams[kv[0]], kv[0]))
         out = []
         for i, positions in ranked[:_MAX_CANDIDATES]:
             if len(positions) < min(2 if step == 1 else 1, self.signature_grams[i]):
@@ -442,7 +468,13 @@ class Matcher:
         return best
 
     def _match_cues(
-        self, cleaned: str, packed: str, words: list[str], spaceless: bool, scores: dict[str, _Score]
+        self,
+        cleaned: str,
+        packed: str,
+        words: list[str],
+        spaceless: bool,
+        heads: set[str],
+        scores: dict[str, _Score],
     ) -> None:
         seen = set(words)
         present = self.first_words.intersection(seen)
@@ -456,10 +488,11 @@ class Matcher:
         for stem, entry_id, cue, w in self.prefix_cues:
             if stem in cleaned and any(word.startswith(stem) for word in words):
                 scores[entry_id].add_cue(cue, w)
-        if has_cjk(packed):
-            for cue_text, entry_id, cue, w in self.cjk_cues:
-                if cue_text in packed:
-                    scores[entry_id].add_cue(cue, w)
+        if heads:
+            for head in (heads | {""}) & self.cjk_cue_heads.keys():
+                for cue_text, entry_id, cue, w in self.cjk_cue_heads[head]:
+                    if cue_text in packed:
+                        scores[entry_id].add_cue(cue, w)
         if spaceless:
             for cue_text, entry_id, cue, w in self.compact_cues:
                 if cue_text in packed:
@@ -503,18 +536,20 @@ class Matcher:
             if pattern.search(packed):
                 scores[entry_id].add_evidence(f"pattern {source}", w)
 
-    def _context(self, packed: str, words: list[str], word_count: int, spaceless: bool, asks: bool) -> _Context:
+    def _context(
+        self, packed: str, words: list[str], word_count: int, spaceless: bool, asks: bool, heads: set[str]
+    ) -> _Context:
         present = set(words)
         joined = f" {' '.join(words)} "
-        cjk = has_cjk(packed)
-        chatty = self.chatty_words.found(present, joined, packed, cjk, False)
-        size = word_count + (len(CJK_CHAR.findall(packed)) / 2.5 if cjk else 0.0)
+        chatty = self.chatty_words.found(present, joined, packed, heads, False)
+        hanzi = sum(len(run) for run in _CJK_RUN.findall(packed)) if heads else 0
+        size = word_count + hanzi / 2.5
         return _Context(
-            claude=self.claude_words.found(present, joined, packed, cjk, spaceless),
-            domain=self.domain_words.found(present, joined, packed, cjk, spaceless),
-            trouble=self.trouble_words.found(present, joined, packed, cjk, spaceless),
-            question=self.question_words.found(present, joined, packed, cjk, False) or asks,
-            foreign=self.foreign_words.found(present, joined, packed, cjk, spaceless),
+            claude=self.claude_words.found(present, joined, packed, heads, spaceless),
+            domain=self.domain_words.found(present, joined, packed, heads, spaceless),
+            trouble=self.trouble_words.found(present, joined, packed, heads, spaceless),
+            question=self.question_words.found(present, joined, packed, heads, False) or asks,
+            foreign=self.foreign_words.found(present, joined, packed, heads, spaceless),
             # Run-together OCR text is a screenshot of the error itself, however it reads.
             terse=spaceless or (not chatty and size <= self.kb.terse_words),
             chatty=chatty,
@@ -564,7 +599,8 @@ class Matcher:
             totals[entry_id] = total
         if not totals:
             return NO_DIAGNOSIS
-        ranked = sorted(totals.items(), key=lambda kv: kv[1], reverse=True)
+        # Equal scores go to the entry first in the knowledge base, whatever order the evidence arrived in.
+        ranked = sorted(totals.items(), key=lambda kv: (-kv[1], self.order[kv[0]]))
         best_id, best = ranked[0]
         if best < threshold:
             return Diagnosis(cause=None, confidence=best, evidence="nothing recognised with confidence")

@@ -152,3 +152,24 @@ def test_status_command_reads_the_page_named_by_status_page_url(state: str, code
     else:
         assert result.stderr.decode().startswith("claude-doctor: status page unavailable: ")
         assert b"Traceback" not in result.stderr
+
+
+def test_answers_do_not_depend_on_the_process_hash_seed() -> None:
+    corpus = ROOT / "tests" / "data" / "corpus" / "dev3.jsonl"
+    lines = corpus.read_bytes()
+    outputs = []
+    for seed in ("1", "2"):
+        result = subprocess.run(
+            [sys.executable, "-m", "bot.cli", "diagnose", "--batch"],
+            input=lines,
+            capture_output=True,
+            cwd=ROOT,
+            env={"PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin"},
+            timeout=120,
+        )
+        assert result.returncode == 0
+        outputs.append([json.loads(line) for line in result.stdout.splitlines()])
+    assert len(outputs[0]) == len(lines.splitlines())
+    assert [(o["cause"], o["known"], o["confidence"]) for o in outputs[0]] == [
+        (o["cause"], o["known"], o["confidence"]) for o in outputs[1]
+    ]
