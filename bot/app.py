@@ -13,19 +13,35 @@ from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaults
 
 from bot.config import ConfigError, Settings, load_dotenv_if_present, load_settings, setup_logging
-from bot.handlers import Doctor, register
+from bot.handlers import Doctor, ensure_polling, register
 from bot.knowledge import KnowledgeError
 from bot.matcher import Matcher, get_matcher
 from bot.replies import Markup
 from bot.responder import Responder
+from bot.status import StatusClient
 from bot.storage import Storage, StorageError
 
 log = logging.getLogger(__name__)
-COMMANDS = ("start", "help", "causes", "fix", "lang", "autoreply")
+COMMANDS = ("start", "help", "causes", "fix", "status", "subscribe", "unsubscribe", "tz", "lang", "autoreply")
+# One cached read of the status page serves every chat for this long.
+STATUS_TTL = 60.0
 
 
-def build_application(settings: Settings, matcher: Matcher, storage: Storage) -> Application:  # type: ignore[type-arg]
-    """The Application with HTML defaults, link previews off, the rate limiter and every handler."""
+def build_application(
+    settings: Settings,
+    matcher: Matcher,
+    storage: Storage,
+    *,
+    status: StatusClient | None = None,
+) -> Application:  # type: ignore[type-arg]
+    """The Application with HTML defaults, link previews off, the rate limiter and every handler.
+
+    The status page client comes from settings.status_page_url (empty: the live features are off); `status`
+    replaces it with a ready-made client, e.g. one with a test clock. ValueError for a malformed URL."""
+    if not settings.status_page_url.strip():
+        status = None
+    elif status is None:
+        status = StatusClient(settings.status_page_url, ttl=STATUS_TTL)
     application = (
         ApplicationBuilder()
         .token(settings.token)
@@ -35,16 +51,23 @@ def build_application(settings: Settings, matcher: Matcher, storage: Storage) ->
         # Queues sends under Telegram's limits and retries once a RetryAfter has passed.
         .rate_limiter(AIORateLimiter(max_retries=2))
         .post_init(_post_init)
+        .post_shutdown(_post_shutdown)
         .build()
     )
-    application.bot_data["doctor"] = Doctor(Responder(matcher, Markup.HTML), storage)
+    application.bot_data["doctor"] = Doctor(Responder(matcher, Markup.HTML), storage, status=status)
+    if status is not None and application.job_queue is None:
+        log.warning("python-telegram-bot's job-queue extra is missing: /subscribe will send no incident messages")
     register(application)
     return application
 
 
 async def _post_init(application: Application) -> None:  # type: ignore[type-arg]
-    """Register the command menus in English (default) and Chinese; a failure is logged and the bot runs on."""
-    kb = application.bot_data["doctor"].responder.kb
+    """Register the command menus in English (default) and Chinese (a failure is logged and the bot runs on), and
+    resume polling the status page if chats are subscribed."""
+    doctor: Doctor = application.bot_data["doctor"]
+    if doctor.storage.subscription_count():
+        ensure_polling(application)
+    kb = doctor.responder.kb
     for lang_code, lang in ((None, "en"), ("zh", "zh")):
         commands = [BotCommand(name, kb.text(f"cmd_{name}", lang)) for name in COMMANDS]
         try:
@@ -52,6 +75,13 @@ async def _post_init(application: Application) -> None:  # type: ignore[type-arg
         except TelegramError as exc:
             log.warning("could not register the %s command menu: %s", lang, exc)
     log.info("running as @%s", application.bot.username)
+
+
+async def _post_shutdown(application: Application) -> None:  # type: ignore[type-arg]
+    """Close the status page client's connections (and a fetch still in flight)."""
+    status = application.bot_data["doctor"].status
+    if status is not None:
+        await status.aclose()
 
 
 async def _preflight(settings: Settings) -> None:
@@ -80,6 +110,11 @@ def run_bot(*, webhook: bool = False) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return _fail("the knowledge base is broken; fix it or point KNOWLEDGE_DIR elsewhere")
+    if settings.status_page_url:
+        try:
+            StatusClient(settings.status_page_url)
+        except ValueError as exc:
+            return _fail(f"{exc} (or set it empty to turn status checks off)", 2)
     try:
         storage = Storage(settings.data_dir)
     except StorageError as exc:

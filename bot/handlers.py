@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from telegram import (
     Chat,
@@ -23,6 +27,7 @@ from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import (
     Application,
+    CallbackContext,
     CallbackQueryHandler,
     ChatMemberHandler,
     CommandHandler,
@@ -34,21 +39,38 @@ from telegram.ext import (
 
 from bot.cooldown import Cooldown
 from bot.knowledge import base_lang
+from bot.live import LIVE_WAIT, user_zone, wants_status
+from bot.notify import Backoff, Event, diff
+from bot.peak import resolve_tz
 from bot.replies import localize, resolve_lang, split_message
 from bot.responder import CAUSE_BUTTON, CAUSES_BUTTON, Answer, Button, Responder
-from bot.storage import Storage
+from bot.status import StatusClient, StatusError
+from bot.storage import Storage, Subscription
 
 log = logging.getLogger(__name__)
 INLINE_QUERY_LIMIT = 256
+POLL_JOB = "status-poll"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass
 class Doctor:
-    """What the handlers share: the responder (HTML), the settings store and the auto-reply cooldown."""
+    """What the handlers share: the responder (HTML), the settings store, the auto-reply cooldown, the status
+    page client (None when STATUS_PAGE_URL is empty), the wall clock and the status poll's backoff."""
 
     responder: Responder
     storage: Storage
     cooldown: Cooldown = field(default_factory=Cooldown)
+    status: StatusClient | None = None
+    now: Callable[[], datetime] = _utcnow
+    # The longest a diagnosis waits for the status page before going out without the status line.
+    live_wait: float = LIVE_WAIT
+    backoff: Backoff = field(default_factory=Backoff)
+    # One poll at a time: the job and a test (or a slow poll and the next) must not diff the same state twice.
+    poll_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 def doctor_of(context: ContextTypes.DEFAULT_TYPE) -> Doctor:
@@ -72,6 +94,30 @@ def user_lang(doctor: Doctor, update: Update) -> str:
         if chosen:
             return chosen
     return resolve_lang(user.language_code if user else None)
+
+
+def user_tz(doctor: Doctor, update: Update, lang: str) -> ZoneInfo:
+    """The sender's time zone: their /tz choice, else the default for the answer's language."""
+    user = update.effective_user
+    return user_zone(doctor.storage.user_tz(user.id) if user else None, lang)
+
+
+async def live_answer(
+    doctor: Doctor, update: Update, answer: Answer, lang: str, *, max_wait: float | None = None
+) -> Answer:
+    """The answer with its live lines: the status page's view (waited for at most `max_wait` seconds, default
+    doctor.live_wait, else left out) and the peak-hours line, in the sender's time zone."""
+    d = answer.diagnosis
+    if d is None or d.cause is None:
+        return answer
+    wait = doctor.live_wait if max_wait is None else max_wait
+    summary = await doctor.status.peek(wait) if doctor.status is not None and wants_status(d) else None
+    return doctor.responder.with_live(answer, lang, summary, doctor.now(), user_tz(doctor, update, lang))
+
+
+async def diagnose(doctor: Doctor, update: Update, text: str, lang: str, *, strict: bool = False) -> Answer:
+    """The diagnosis of `text` with its live lines."""
+    return await live_answer(doctor, update, doctor.responder.diagnosis(text, lang, strict=strict), lang)
 
 
 def keyboard(buttons: tuple[tuple[Button, ...], ...]) -> InlineKeyboardMarkup | None:
@@ -194,7 +240,7 @@ async def cmd_fix(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     target = message.reply_to_message
     if target is not None and not args and not (target.from_user and target.from_user.id == context.bot.id):
         text = message_text(target)
-        answer = doctor.responder.diagnosis(text, lang) if text else doctor.responder.media(lang)
+        answer = await diagnose(doctor, update, text, lang) if text else doctor.responder.media(lang)
         sent = await send_answer(context, message.chat_id, answer, target)
         if sent is not None:
             doctor.storage.remember_answer(message.chat_id, target.message_id, sent.message_id)
@@ -202,7 +248,7 @@ async def cmd_fix(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     # The command's own text, not context.args: that keeps the user's line breaks.
     full = message_text(message)
     rest = full.split(maxsplit=1)[1] if len(full.split(maxsplit=1)) > 1 else ""
-    answer = doctor.responder.fix(rest, lang)
+    answer = await live_answer(doctor, update, doctor.responder.fix(rest, lang), lang)
     reply_to = message if is_group(update.effective_chat) else None
     sent = await send_answer(context, message.chat_id, answer, reply_to)
     if sent is not None and rest:
@@ -257,6 +303,190 @@ async def cmd_autoreply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     await send_answer(context, chat.id, doctor.responder.say(f"autoreply_{choice}", lang), message)
 
 
+async def cmd_status(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/status: Claude's status page as it is now, times in the sender's zone."""
+    doctor = doctor_of(context)
+    message = update.effective_message
+    chat = update.effective_chat
+    if message is None or chat is None:
+        return
+    lang = user_lang(doctor, update)
+    reply_to = message if is_group(chat) else None
+    if doctor.status is None:
+        await send_answer(context, chat.id, doctor.responder.say("status_off", lang), reply_to)
+        return
+    live = doctor.responder.live
+    try:
+        summary = await doctor.status.get()
+    except StatusError as exc:
+        text = live.status_unavailable(str(exc), doctor.status.base_url, lang)
+    else:
+        text = live.status_page(summary, doctor.status.base_url, doctor.now(), user_tz(doctor, update, lang), lang)
+    await send_answer(context, chat.id, Answer(text), reply_to)
+
+
+async def cmd_tz(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/tz [IANA name]: show or set the sender's time zone (per user, in private chats and groups alike)."""
+    doctor = doctor_of(context)
+    message = update.effective_message
+    chat = update.effective_chat
+    user = update.effective_user
+    if message is None or chat is None:
+        return
+    lang = user_lang(doctor, update)
+    reply_to = message if is_group(chat) else None
+    live = doctor.responder.live
+    name = " ".join(context.args or []).strip()
+    if not name or user is None:
+        text = live.tz_answer("tz_show", doctor.now(), user_tz(doctor, update, lang), lang)
+    else:
+        try:
+            zone = resolve_tz(name)
+        except ValueError:
+            text = live.tz_unknown(name, lang)
+        else:
+            doctor.storage.set_user_tz(user.id, zone.key)
+            text = live.tz_answer("tz_set", doctor.now(), zone, lang)
+    await send_answer(context, chat.id, Answer(text), reply_to)
+
+
+async def cmd_subscribe(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/subscribe: incident messages in this chat (anyone in a private chat, admins in groups)."""
+    doctor = doctor_of(context)
+    message = update.effective_message
+    chat = update.effective_chat
+    if message is None or chat is None:
+        return
+    lang = user_lang(doctor, update)
+    reply_to = message if is_group(chat) else None
+    if doctor.status is None:
+        await send_answer(context, chat.id, doctor.responder.say("status_off", lang), reply_to)
+        return
+    if is_group(chat) and not await is_admin(update, context):
+        await send_answer(context, chat.id, doctor.responder.say("admins_only", lang), reply_to)
+        return
+    user = update.effective_user
+    # A group's messages use the zone of the admin who subscribed it; a private chat's follow the user's /tz.
+    tz_name = doctor.storage.user_tz(user.id) if user is not None else None
+    if not doctor.storage.subscribe(chat.id, lang, tz_name):
+        await send_answer(context, chat.id, doctor.responder.say("sub_already", lang), reply_to)
+        return
+    ensure_polling(context.application)
+    answer = doctor.responder.say("sub_done", lang)
+    summary = await doctor.status.peek(doctor.live_wait)
+    if summary is not None:
+        async with doctor.poll_lock:
+            # The first subscriber's view is the baseline: what is open now is not news to announce later.
+            if doctor.storage.seen_incidents() is None:
+                doctor.storage.save_seen(diff(None, summary)[1])
+        line = doctor.responder.live.status_line(summary, doctor.now(), user_tz(doctor, update, lang), lang)
+        answer = Answer(f"{answer.text}\n\n{line}")
+    await send_answer(context, chat.id, answer, reply_to)
+
+
+async def cmd_unsubscribe(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/unsubscribe: no more incident messages here (admins only in groups)."""
+    doctor = doctor_of(context)
+    message = update.effective_message
+    chat = update.effective_chat
+    if message is None or chat is None:
+        return
+    lang = user_lang(doctor, update)
+    reply_to = message if is_group(chat) else None
+    if is_group(chat) and not await is_admin(update, context):
+        await send_answer(context, chat.id, doctor.responder.say("admins_only", lang), reply_to)
+        return
+    removed = doctor.storage.unsubscribe(chat.id)
+    stop_polling_if_unwatched(context.application)
+    key = "unsub_done" if removed else "unsub_not_subscribed"
+    await send_answer(context, chat.id, doctor.responder.say(key, lang), reply_to)
+
+
+# --- status notifications ---------------------------------------------------------------------------
+
+
+def ensure_polling(application: Application) -> None:  # type: ignore[type-arg]
+    """Schedule the status poll unless it is scheduled already (or there is no status page or job queue)."""
+    doctor: Doctor = application.bot_data["doctor"]
+    jobs = application.job_queue
+    if doctor.status is None or jobs is None:
+        return
+    if not jobs.get_jobs_by_name(POLL_JOB):
+        jobs.run_once(poll_job, when=doctor.backoff.delay, name=POLL_JOB)
+
+
+def stop_polling_if_unwatched(application: Application) -> None:  # type: ignore[type-arg]
+    """With nobody subscribed: stop polling and forget the incidents seen, so a later first subscriber starts
+    from a fresh baseline instead of hearing about incidents that ended while nobody listened."""
+    doctor: Doctor = application.bot_data["doctor"]
+    if doctor.storage.subscription_count():
+        return
+    if application.job_queue is not None:
+        for job in application.job_queue.get_jobs_by_name(POLL_JOB):
+            job.schedule_removal()
+    doctor.backoff.succeeded()
+    doctor.storage.reset_seen()
+
+
+async def poll_job(context: CallbackContext) -> None:  # type: ignore[type-arg]
+    """The job: one poll, then the next one, later after a failure, while anybody is subscribed."""
+    application = context.application
+    doctor: Doctor = application.bot_data["doctor"]
+    ok = await poll_once(application)
+    delay = doctor.backoff.succeeded() if ok else doctor.backoff.failed()
+    if not ok:
+        log.info("status poll failed; next try in %.0f s", delay)
+    if doctor.storage.subscription_count():
+        # A /subscribe during this poll may have scheduled one already (this job was no longer listed).
+        if application.job_queue is not None and not application.job_queue.get_jobs_by_name(POLL_JOB):
+            application.job_queue.run_once(poll_job, when=delay, name=POLL_JOB)
+    else:
+        stop_polling_if_unwatched(application)
+
+
+async def poll_once(application: Application) -> bool:  # type: ignore[type-arg]
+    """Read the status page once and send each subscribed chat one message per change; False if the page
+    could not be read."""
+    doctor: Doctor = application.bot_data["doctor"]
+    if doctor.status is None:
+        return False
+    async with doctor.poll_lock:
+        try:
+            summary = await doctor.status.get()
+        except StatusError as exc:
+            log.info("status poll: %s", exc)
+            return False
+        events, seen = diff(doctor.storage.seen_incidents(), summary)
+        # Remembered before sending: a crash halfway may drop a message but a restart never repeats one.
+        doctor.storage.save_seen(seen)
+        for event in events:
+            for subscription in doctor.storage.subscriptions():
+                await notify(application, doctor, subscription, event)
+    return True
+
+
+async def notify(application: Application, doctor: Doctor, subscription: Subscription, event: Event) -> None:  # type: ignore[type-arg]
+    """Send one chat the message about one event; a chat that blocked or removed the bot is unsubscribed."""
+    chat_id = subscription.chat_id
+    if chat_id > 0:  # a private chat: the user's current /lang and /tz win over those saved at /subscribe
+        lang = doctor.storage.user_lang(chat_id) or subscription.lang
+        tz = user_zone(doctor.storage.user_tz(chat_id) or subscription.tz, lang)
+    else:
+        lang = doctor.storage.chat(chat_id).lang or subscription.lang
+        tz = user_zone(subscription.tz, lang)
+    text = doctor.responder.live.event(event, doctor.now(), tz, lang)
+    for part in split_message(text):
+        try:
+            await application.bot.send_message(chat_id, part)
+        except Forbidden as exc:
+            log.info("chat %s is closed to the bot (%s); unsubscribed", chat_id, exc.message)
+            doctor.storage.unsubscribe(chat_id)
+            return
+        except TelegramError as exc:
+            log.warning("incident message to chat %s failed: %s", chat_id, exc)
+            return
+
+
 # --- messages ---------------------------------------------------------------------------------------
 
 
@@ -268,7 +498,7 @@ async def on_private_message(update: Update, context: ContextTypes.DEFAULT_TYPE)
         return
     lang = user_lang(doctor, update)
     text = message_text(message)
-    answer = doctor.responder.diagnosis(text, lang) if text else doctor.responder.media(lang)
+    answer = await diagnose(doctor, update, text, lang) if text else doctor.responder.media(lang)
     sent = await send_answer(context, message.chat_id, answer, None)
     if sent is not None and text:
         doctor.storage.remember_answer(message.chat_id, message.message_id, sent.message_id)
@@ -290,14 +520,17 @@ async def on_group_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -
         target = message
         if not any(ch.isalnum() for ch in text) and replied is not None:
             text, target = message_text(replied), replied
-        answer = doctor.responder.diagnosis(text, lang) if text.strip() else doctor.responder.say("ask_for_error", lang)
+        if text.strip():
+            answer = await diagnose(doctor, update, text, lang)
+        else:
+            answer = doctor.responder.say("ask_for_error", lang)
         sent = await send_answer(context, chat.id, answer, target)
         if sent is not None:
             doctor.storage.remember_answer(chat.id, target.message_id, sent.message_id)
         return
     if replied is not None and replied.from_user is not None and replied.from_user.id == me.id:
         if text:
-            sent = await send_answer(context, chat.id, doctor.responder.diagnosis(text, lang), message)
+            sent = await send_answer(context, chat.id, await diagnose(doctor, update, text, lang), message)
             if sent is not None:
                 doctor.storage.remember_answer(chat.id, message.message_id, sent.message_id)
         return
@@ -321,6 +554,7 @@ async def auto_answer(
         log.debug("auto-answer about %s in chat %s held back by the cooldown", key, message.chat_id)
         return
     doctor.cooldown.mark(message.chat_id, key)
+    answer = await live_answer(doctor, update, answer, lang)
     sent = await send_answer(context, message.chat_id, answer, message)
     if sent is not None:
         doctor.storage.remember_answer(message.chat_id, message.message_id, sent.message_id)
@@ -340,7 +574,8 @@ async def on_edited_message(update: Update, context: ContextTypes.DEFAULT_TYPE) 
         text = text.split(maxsplit=1)[1] if len(text.split(maxsplit=1)) > 1 else ""
     if not text.strip():
         return
-    answer = doctor.responder.diagnosis(without_mention(text, context.bot.username), user_lang(doctor, update))
+    lang = user_lang(doctor, update)
+    answer = await diagnose(doctor, update, without_mention(text, context.bot.username), lang)
     try:
         await context.bot.edit_message_text(
             split_message(answer.text)[0],
@@ -401,7 +636,8 @@ async def on_inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     text = query.query[:INLINE_QUERY_LIMIT].strip()
     results: list[InlineQueryResultArticle] = []
     if text:
-        answer = responder.diagnosis(text, lang)
+        # Inline queries come at every keystroke: only a status already cached is used (asking warms the cache).
+        answer = await live_answer(doctor, update, responder.diagnosis(text, lang), lang, max_wait=0.0)
         d = answer.diagnosis
         if d is not None and d.matched:
             entry = responder.kb.entry(d.cause or d.known or "")
@@ -442,6 +678,7 @@ async def on_membership(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     if status in (ChatMember.LEFT, ChatMember.BANNED):
         log.info("removed from chat %s (%s)", change.chat.id, status)
         doctor.storage.forget_chat(change.chat.id)
+        stop_polling_if_unwatched(context.application)
     else:
         log.info("membership in chat %s is now %s", change.chat.id, status)
 
@@ -479,6 +716,10 @@ def register(application: Application) -> None:  # type: ignore[type-arg]
         "fix": cmd_fix,
         "lang": cmd_lang,
         "autoreply": cmd_autoreply,
+        "status": cmd_status,
+        "tz": cmd_tz,
+        "subscribe": cmd_subscribe,
+        "unsubscribe": cmd_unsubscribe,
     }
     for name, callback in commands.items():
         application.add_handler(CommandHandler(name, callback, filters=NEW))

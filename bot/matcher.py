@@ -669,9 +669,10 @@ def _describe(slot: _Score) -> str:
         shown = slot.signature_text if len(slot.signature_text) <= 80 else slot.signature_text[:77] + "..."
         parts.append(f'matches "{shown}" ({slot.signature:.0%})')
     if slot.evidence:
-        parts.append("evidence: " + ", ".join(e for e, _ in slot.evidence))
+        parts.append("evidence: " + ", ".join(sorted(e for e, _ in slot.evidence)))
     if slot.cues:
-        parts.append("cues: " + ", ".join(c.rstrip("*") for c, _ in slot.cues[:6]))
+        strongest = sorted(slot.cues, key=lambda cw: (-cw[1], cw[0]))[:6]
+        parts.append("cues: " + ", ".join(c.rstrip("*") for c, _ in strongest))
     return "; ".join(parts)
 
 

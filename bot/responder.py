@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from bot.knowledge import KnowledgeBase, base_lang
+from bot.live import Live
 from bot.matcher import Diagnosis, Matcher
 from bot.normalize import clean, compact
 from bot.replies import Markup, localize, render_cause, render_causes, render_diagnosis
+from bot.status import StatusSummary
 
 # Button payloads (Telegram allows 64 bytes of callback data).
 CAUSE_BUTTON = "fix:"
@@ -38,17 +42,23 @@ class Responder:
         self.matcher = matcher
         self.kb: KnowledgeBase = matcher.kb
         self.markup = markup
+        self.live = Live(self.kb, markup)
 
     def _text(self, key: str, lang: str, **values: object) -> str:
         return localize(self.markup.esc(self.kb.text(key, base_lang(lang), **values)), lang)
 
+    def _help(self, lang: str) -> str:
+        # The live commands' line lives in status.yaml; a knowledge base without it just doesn't mention them.
+        extra = f"\n{self._text('help_live', lang)}" if "help_live" in self.kb.strings else ""
+        return self._text("help", lang) + extra
+
     def start(self, lang: str) -> Answer:
         """/start: what the bot does and how to use it."""
-        return Answer(f"{self._text('start', lang)}\n\n{self._text('help', lang)}", self.cause_buttons(lang))
+        return Answer(f"{self._text('start', lang)}\n\n{self._help(lang)}", self.cause_buttons(lang))
 
     def help(self, lang: str) -> Answer:
         """/help."""
-        return Answer(self._text("help", lang), self.cause_buttons(lang))
+        return Answer(self._help(lang), self.cause_buttons(lang))
 
     def causes(self, lang: str) -> Answer:
         """/causes: the four, one line each, with a button per cause."""
@@ -102,6 +112,18 @@ class Responder:
         body = render_diagnosis(self.kb, d, lang, self.markup, extra=extra)
         exclude = d.cause if d.cause is not None and d.runner_up is None else None
         return Answer(body, self.cause_buttons(lang, exclude=exclude), d)
+
+    def with_live(
+        self, answer: Answer, lang: str, summary: StatusSummary | None, now: datetime, tz: ZoneInfo
+    ) -> Answer:
+        """The answer with the live lines (status, peak hours) after the main cause's fix, if its cause has any."""
+        d = answer.diagnosis
+        if d is None or d.cause is None:
+            return answer
+        lines = self.live.diagnosis_lines(d, summary, now, tz, lang)
+        if not lines:
+            return answer
+        return Answer(render_diagnosis(self.kb, d, lang, self.markup, extra=("", *lines)), answer.buttons, d)
 
     def media(self, lang: str) -> Answer:
         """A photo, sticker, voice note or file without text."""

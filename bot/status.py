@@ -39,8 +39,11 @@ class StatusError(Exception):
 
 @dataclass(frozen=True)
 class Incident:
-    """An unresolved incident, or a scheduled maintenance in progress (impact 'maintenance')."""
+    """An unresolved incident, or a scheduled maintenance in progress (impact 'maintenance').
 
+    `id` is the page's incident id; `latest_update_id` names the newest update, so a change of it is news."""
+
+    id: str
     name: str
     status: str
     impact: str
@@ -48,6 +51,7 @@ class Incident:
     url: str
     latest_update: str | None
     started_at: datetime
+    latest_update_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -393,15 +397,26 @@ def _incident(item: dict[str, Any], where: str, page_url: str, *, maintenance: b
         or created
         or updated
     )
+    latest = _latest_update(item, where)
     return Incident(
+        id=_incident_id(item, started),
         name=_text(item, "name", where),
         status=_field(item, "status", str, f"{where}.status"),
         impact="maintenance" if maintenance else _field(item, "impact", str, f"{where}.impact"),
         updated_at=updated,
         url=_incident_url(item, page_url),
-        latest_update=_latest_update(item, where),
+        latest_update=latest[1] if latest else None,
         started_at=started,
+        latest_update_id=latest[0] if latest else None,
     )
+
+
+def _incident_id(item: dict[str, Any], started: datetime) -> str:
+    incident_id = item.get("id")
+    if isinstance(incident_id, str) and incident_id.strip():
+        return incident_id.strip()
+    # Statuspage always sends one; without it the name and start time are what stays the same across updates.
+    return f"{str(item.get('name', '')).strip()}@{started.isoformat()}"
 
 
 def _incident_url(item: dict[str, Any], page_url: str) -> str:
@@ -415,24 +430,27 @@ def _incident_url(item: dict[str, Any], page_url: str) -> str:
     return page_url
 
 
-def _latest_update(item: dict[str, Any], where: str) -> str | None:
+def _latest_update(item: dict[str, Any], where: str) -> tuple[str | None, str | None] | None:
+    """The newest update's (id, text), each None when missing or empty; None when there are no updates."""
     updates = item.get("incident_updates")
     if updates is None:
         return None
     if not isinstance(updates, list):
         raise StatusError(f"unexpected summary: {where}.incident_updates is {_kind(updates)}, not a list")
-    newest: tuple[datetime, str] | None = None
+    newest: tuple[datetime, str | None, str] | None = None
     for n, update in enumerate(updates):
         if not isinstance(update, dict) or not isinstance(update.get("body"), str):
             raise StatusError(f"unexpected summary: {where}.incident_updates[{n}] has no text body")
         at = f"{where}.incident_updates[{n}]"
         when = _optional_time(update, "display_at", at) or _optional_time(update, "created_at", at)
+        raw_id = update.get("id")
+        update_id = raw_id if isinstance(raw_id, str) and raw_id else None
         # Statuspage lists the newest first; the timestamps settle it if it ever doesn't.
         if newest is None or (when is not None and when > newest[0]):
-            newest = (when or datetime.min.replace(tzinfo=UTC), update["body"])
-    if newest is None or not newest[1].strip():
+            newest = (when or datetime.min.replace(tzinfo=UTC), update_id, update["body"])
+    if newest is None:
         return None
-    return newest[1].strip()
+    return newest[1], newest[2].strip() or None
 
 
 def _items(data: dict[str, Any], key: str, *, required: bool) -> Iterator[tuple[str, dict[str, Any]]]:

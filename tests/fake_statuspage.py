@@ -25,6 +25,10 @@ MAINTENANCE_ID = "q0v4c7j2l9fy"
 UPCOMING_MAINTENANCE_ID = "b5r1g8s3k6xe"
 
 MAJOR_UPDATE_BODY = "The issue has been identified and a fix is being implemented.\n\nclaude.ai may not load."
+# The newest update of the minor incident in "minor" and, one update later, in "minor_update".
+MINOR_UPDATE_ID = "u2"
+MINOR_NEXT_UPDATE_ID = "u5"
+MINOR_NEXT_UPDATE_BODY = "A fix has been implemented and we are monitoring the results."
 
 _GROUP_ID = "0w4mq8zt3yh1"
 
@@ -134,7 +138,7 @@ def _upcoming_maintenance() -> dict[str, Any]:
 
 
 def summary(state: str) -> dict[str, Any]:
-    """The summary.json body of a JSON state: ok, minor, major or maintenance."""
+    """The summary.json body of a JSON state: ok, minor, minor_update (one update later), major or maintenance."""
     if state == "ok":
         return {
             "page": copy.deepcopy(PAGE),
@@ -143,32 +147,40 @@ def summary(state: str) -> dict[str, Any]:
             "scheduled_maintenances": [_upcoming_maintenance()],
             "status": {"indicator": "none", "description": "All Systems Operational"},
         }
-    if state == "minor":
+    if state in ("minor", "minor_update"):
         api = ("k8w3r06qmzrp", "Claude API (api.anthropic.com)")
+        updates = [
+            _update(
+                MINOR_UPDATE_ID,
+                MINOR_INCIDENT_ID,
+                "investigating",
+                "We are continuing to investigate this issue.",
+                "2026-03-10T14:20:05.092Z",
+            ),
+            _update(
+                "u1",
+                MINOR_INCIDENT_ID,
+                "investigating",
+                "We are currently investigating elevated errors on requests to Claude Opus.",
+                "2026-03-10T14:03:21.601Z",
+                [_affected(*api, "degraded_performance")],
+            ),
+        ]
+        status, updated = "investigating", "2026-03-10T14:20:05.101Z"
+        if state == "minor_update":
+            at = "2026-03-10T14:48:30.240Z"
+            updates.insert(
+                0, _update(MINOR_NEXT_UPDATE_ID, MINOR_INCIDENT_ID, "monitoring", MINOR_NEXT_UPDATE_BODY, at)
+            )
+            status, updated = "monitoring", at
         incident = _incident(
             MINOR_INCIDENT_ID,
             "Elevated errors on Claude Opus",
-            "investigating",
+            status,
             "minor",
             "2026-03-10T14:03:21.512Z",
-            "2026-03-10T14:20:05.101Z",
-            [
-                _update(
-                    "u2",
-                    MINOR_INCIDENT_ID,
-                    "investigating",
-                    "We are continuing to investigate this issue.",
-                    "2026-03-10T14:20:05.092Z",
-                ),
-                _update(
-                    "u1",
-                    MINOR_INCIDENT_ID,
-                    "investigating",
-                    "We are currently investigating elevated errors on requests to Claude Opus.",
-                    "2026-03-10T14:03:21.601Z",
-                    [_affected(*api, "degraded_performance")],
-                ),
-            ],
+            updated,
+            updates,
         )
         return {
             "page": copy.deepcopy(PAGE),
@@ -248,7 +260,7 @@ def summary(state: str) -> dict[str, Any]:
     raise ValueError(f"no summary body for state {state!r}")
 
 
-JSON_STATES = ("ok", "minor", "major", "maintenance")
+JSON_STATES = ("ok", "minor", "minor_update", "major", "maintenance")
 # http500: an error page; malformed: truncated JSON; html: a 200 that is not JSON (a captive portal, a
 # challenge page); shape: valid JSON that is not a summary; stall: accepts the request and never answers.
 STATES = (*JSON_STATES, "http500", "malformed", "html", "shape", "stall")

@@ -25,7 +25,14 @@ BOB = 1002
 
 
 def settings_for(server: FakeBotApi, data_dir: Path) -> Settings:
-    return Settings(token=server.token, base_url=server.base_url, base_file_url=server.base_file_url, data_dir=data_dir)
+    # Status checks off: these tests must not reach the real status page (tests/test_status_bot.py has a fake one).
+    return Settings(
+        token=server.token,
+        base_url=server.base_url,
+        base_file_url=server.base_file_url,
+        data_dir=data_dir,
+        status_page_url="",
+    )
 
 
 def make_app(server: FakeBotApi, data_dir: Path) -> Application:  # type: ignore[type-arg]

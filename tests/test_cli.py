@@ -170,6 +170,5 @@ def test_answers_do_not_depend_on_the_process_hash_seed() -> None:
         assert result.returncode == 0
         outputs.append([json.loads(line) for line in result.stdout.splitlines()])
     assert len(outputs[0]) == len(lines.splitlines())
-    assert [(o["cause"], o["known"], o["confidence"]) for o in outputs[0]] == [
-        (o["cause"], o["known"], o["confidence"]) for o in outputs[1]
-    ]
+    assert sum("cause" in o for o in outputs[0]) > 500
+    assert outputs[0] == outputs[1]

@@ -160,3 +160,9 @@ def test_a_new_error_string_needs_no_code_change(kb_copy: Path) -> None:
     assert Matcher(load_knowledge(kb_copy)).diagnose(text).cause is None
     edit(kb_copy / "network.yaml", "signatures:\n", f'signatures:\n  - "{text}"\n')
     assert Matcher(load_knowledge(kb_copy)).diagnose(text).cause == "network"
+
+
+def test_a_replacement_knowledge_base_must_define_every_string_the_bot_uses(kb_copy: Path) -> None:
+    (kb_copy / "status.yaml").unlink()
+    problems = problems_of(kb_copy)
+    assert any("the UI string 'status_heading' is missing" in p for p in problems)

@@ -25,6 +25,9 @@ from tests.fake_statuspage import (
     MAJOR_INCIDENT_ID,
     MAJOR_UPDATE_BODY,
     MINOR_INCIDENT_ID,
+    MINOR_NEXT_UPDATE_BODY,
+    MINOR_NEXT_UPDATE_ID,
+    MINOR_UPDATE_ID,
     FakeStatuspage,
     summary,
     unused_port_url,
@@ -51,6 +54,7 @@ def components(**changed: str) -> list[Component]:
 
 
 MINOR = Incident(
+    id=MINOR_INCIDENT_ID,
     name="Elevated errors on Claude Opus",
     status="investigating",
     impact="minor",
@@ -58,8 +62,10 @@ MINOR = Incident(
     url=f"{PAGE_URL}/incidents/{MINOR_INCIDENT_ID}",
     latest_update="We are continuing to investigate this issue.",
     started_at=ts(2026, 3, 10, 14, 3, 21, 512000),
+    latest_update_id=MINOR_UPDATE_ID,
 )
 MAJOR = Incident(
+    id=MAJOR_INCIDENT_ID,
     name="claude.ai and Claude Code unavailable for many users",
     status="identified",
     impact="major",
@@ -67,8 +73,10 @@ MAJOR = Incident(
     url=f"{PAGE_URL}/incidents/{MAJOR_INCIDENT_ID}",
     latest_update=MAJOR_UPDATE_BODY,
     started_at=ts(2026, 3, 10, 9, 12, 44, 20000),
+    latest_update_id="u4",
 )
 MAINTENANCE = Incident(
+    id=MAINTENANCE_ID,
     name="Claude Console database maintenance",
     status="in_progress",
     impact="maintenance",
@@ -76,6 +84,7 @@ MAINTENANCE = Incident(
     url=f"{PAGE_URL}/incidents/{MAINTENANCE_ID}",
     latest_update="Scheduled maintenance is currently in progress. We will provide updates as necessary.",
     started_at=ts(2026, 3, 10, 6, 0),
+    latest_update_id="m3",
 )
 EXPECTED = {
     "ok": ("none", "All Systems Operational", [], components()),
@@ -194,6 +203,37 @@ def test_newest_update_wins_whatever_the_order() -> None:
     raw = summary("minor")
     raw["incidents"][0]["incident_updates"].reverse()
     assert parse_summary(raw).incidents[0].latest_update == "We are continuing to investigate this issue."
+
+
+def test_a_new_update_changes_the_latest_update_but_not_the_incident_id() -> None:
+    before = parse_summary(summary("minor")).incidents[0]
+    after = parse_summary(summary("minor_update")).incidents[0]
+    assert after.id == before.id == MINOR_INCIDENT_ID
+    assert (after.latest_update_id, after.latest_update, after.status) == (
+        MINOR_NEXT_UPDATE_ID,
+        MINOR_NEXT_UPDATE_BODY,
+        "monitoring",
+    )
+    assert before.latest_update_id == MINOR_UPDATE_ID
+
+
+def test_incident_without_an_id_gets_a_stable_one_from_name_and_start() -> None:
+    raw = summary("minor")
+    del raw["incidents"][0]["id"]
+    first = parse_summary(raw).incidents[0].id
+    raw["incidents"][0]["incident_updates"].pop()
+    assert (
+        parse_summary(raw).incidents[0].id == first == "Elevated errors on Claude Opus@2026-03-10T14:03:21.512000+00:00"
+    )
+
+
+def test_update_without_an_id_leaves_latest_update_id_empty() -> None:
+    raw = summary("minor")
+    for update in raw["incidents"][0]["incident_updates"]:
+        del update["id"]
+    incident = parse_summary(raw).incidents[0]
+    assert incident.latest_update_id is None
+    assert incident.latest_update == "We are continuing to investigate this issue."
 
 
 def test_links_fall_back_to_shortlink_then_page() -> None:

@@ -1,0 +1,91 @@
+"""The SQLite store: status subscriptions, the incidents last seen, time zones, and old databases."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.notify import diff
+from bot.status import parse_summary
+from bot.storage import Storage, Subscription
+from tests.fake_statuspage import MINOR_INCIDENT_ID, summary
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Storage]:
+    storage = Storage(tmp_path)
+    yield storage
+    storage.close()
+
+
+def test_subscriptions_survive_reopening(tmp_path: Path) -> None:
+    store = Storage(tmp_path)
+    assert store.subscribe(1001, "en", "Europe/Berlin") is True
+    assert store.subscribe(-100, "zh") is True
+    store.close()
+    again = Storage(tmp_path)
+    assert again.subscriptions() == [Subscription(1001, "en", "Europe/Berlin"), Subscription(-100, "zh", None)]
+    again.close()
+
+
+def test_subscribing_twice_reports_it_and_keeps_one_row(store: Storage) -> None:
+    store.subscribe(1001, "en")
+    assert store.subscribe(1001, "zh") is False
+    assert store.subscriptions() == [Subscription(1001, "zh", None)]
+
+
+def test_unsubscribe_reports_whether_there_was_a_subscription(store: Storage) -> None:
+    store.subscribe(1001, "en")
+    assert store.unsubscribe(1001) is True
+    assert store.unsubscribe(1001) is False
+    assert store.subscription_count() == 0
+
+
+def test_forgetting_a_chat_drops_its_subscription(store: Storage) -> None:
+    store.subscribe(-100, "en")
+    store.forget_chat(-100)
+    assert not store.is_subscribed(-100)
+
+
+def test_no_baseline_until_the_first_save_then_the_incidents_round_trip(tmp_path: Path) -> None:
+    store = Storage(tmp_path)
+    assert store.seen_incidents() is None
+    seen = diff(None, parse_summary(summary("minor")))[1]
+    store.save_seen(seen)
+    store.close()
+    again = Storage(tmp_path)
+    assert again.seen_incidents() == seen
+    assert list(seen) == [MINOR_INCIDENT_ID]
+    again.close()
+
+
+def test_an_empty_baseline_is_not_no_baseline(store: Storage) -> None:
+    store.save_seen({})
+    assert store.seen_incidents() == {}
+    store.reset_seen()
+    assert store.seen_incidents() is None
+
+
+def test_user_time_zone_is_kept_beside_the_language(store: Storage) -> None:
+    store.set_user_lang(7, "zh")
+    store.set_user_tz(7, "Europe/Berlin")
+    assert (store.user_lang(7), store.user_tz(7)) == ("zh", "Europe/Berlin")
+    assert store.user_tz(8) is None
+
+
+def test_a_database_from_before_subscriptions_opens_and_keeps_its_settings(tmp_path: Path) -> None:
+    old = sqlite3.connect(tmp_path / "claude-doctor.sqlite3")
+    old.executescript(
+        "CREATE TABLE chat_settings (chat_id INTEGER PRIMARY KEY, autoreply INTEGER NOT NULL DEFAULT 1, lang TEXT);"
+        "CREATE TABLE user_settings (user_id INTEGER PRIMARY KEY, lang TEXT, tz TEXT);"
+        "INSERT INTO chat_settings VALUES (-100, 0, 'zh'); PRAGMA user_version = 1;"
+    )
+    old.commit()
+    old.close()
+    store = Storage(tmp_path)
+    assert store.chat(-100).autoreply is False
+    assert store.subscribe(-100, "zh") is True
+    store.close()
