@@ -10,7 +10,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY bot ./bot
-RUN pip install .
+# The local project with its OCR extra; its dependency ranges are pinned in pyproject.toml.
+# hadolint ignore=DL3013
+RUN pip install '.[ocr]'
 # The knowledge base is plain data: mount another directory over /app/knowledge (or set KNOWLEDGE_DIR) to replace it.
 COPY knowledge ./knowledge
 

@@ -378,8 +378,9 @@ class Matcher:
         # "是不是宕机" asks "is it down?": without folding, the negation cue "不是宕机" ("not down") would fire.
         packed = _A_NOT_A.sub(r"\1否", packed) if "不" in packed else packed
         words = _words(cleaned)
-        letters = len(_LATIN_LETTER.findall(cleaned))
-        spaceless = letters >= _SPACELESS_LETTERS and letters >= _SPACELESS_RATIO * (cleaned.count(" ") + 1)
+        room = _SPACELESS_RATIO * (cleaned.count(" ") + 1)
+        # Counting letters walks the whole text: skip it when there are too many spaces for it to matter.
+        spaceless = len(cleaned) >= room and len(_LATIN_LETTER.findall(cleaned)) >= max(room, _SPACELESS_LETTERS)
         lookup = self._lookup_words(words)
         self._match_signatures(packed, scores)
         heads = _cjk_heads(packed) if has_cjk(packed) else set()

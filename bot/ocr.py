@@ -1,8 +1,9 @@
 """Read the text out of error screenshots: validation, downscaling and a bounded, killable OCR worker pool.
 
-Pure logic, no Telegram. The engine (RapidOCR on ONNX Runtime, PP-OCR Chinese+English models shipped in
-its wheel; see benchmarks/OCR.md for why) is the optional extra ``claude-doctor[ocr]``: nothing here
-imports it, Pillow or numpy until an image is actually read, and ``ocr_available()`` says whether it can.
+Pure logic, no Telegram. The engine (RapidOCR 3 on ONNX Runtime with the PP-OCRv6 Chinese+English models
+shipped in its wheel; benchmarks/OCR.md has the measurements behind the choice) is the optional extra
+``claude-doctor[ocr]``: nothing is imported until an image is read, and ``ocr_available()`` says whether
+it can be.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import math
 import multiprocessing
 import os
 import statistics
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,9 +32,17 @@ log = logging.getLogger(__name__)
 
 REASONS = ("too_large", "too_many_pixels", "not_an_image", "corrupt", "timeout", "busy")
 
-# Long side, in pixels, that images are scaled down to before OCR. Measured in benchmarks/OCR.md: at
-# 1600 the corpus keeps its accuracy while a phone screenshot (1080x2340) reads ~30% faster than at full size.
+# Scaling before OCR, measured in benchmarks/OCR.md. Screenshots are shrunk towards MAX_SIDE on their long
+# side (a 1080x2340 phone screenshot reads as well at 1600 and ~20% faster), but never below MIN_SCALE:
+# 100%-scaled desktop text is ~14 px, and under ~8 px the recogniser loses it (a 4K screenshot reads 1.00
+# at 0.625x and 0.86 at 0.42x). MAX_OCR_PIXELS bounds the cost of anything larger still (8K screens).
 MAX_SIDE = 1600
+MIN_SCALE = 0.6
+MAX_OCR_PIXELS = 6_000_000
+# Detector thresholds below RapidOCR's defaults (0.3 / 0.5): with those, small 100%-scaled text on a big
+# canvas goes undetected (terminal on a 4K screen: 0.28 -> 0.93; see benchmarks/OCR.md), at no cost elsewhere.
+DET_THRESH = 0.2
+DET_BOX_THRESH = 0.4
 # Very tall images (scrolling captures) are cut into tiles with the aspect of a phone screen instead of
 # being shrunk until their text is unreadable.
 _TILE_ASPECT = 2.2
@@ -42,8 +53,10 @@ MAX_TILES = 6
 MAX_BYTES = 20 * 1024 * 1024
 MAX_PIXELS = 40_000_000
 
-_MAGIC: tuple[tuple[str, bytes, int], ...] = (("PNG", b"\x89PNG\r\n\x1a\n", 0), ("JPEG", b"\xff\xd8\xff", 0))
-_ENGINE_MODULE = "rapidocr_onnxruntime"
+_MAGIC = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG"}
+# What Pillow may call each accepted format: phone cameras write multi-picture JPEGs, which it opens as MPO.
+_DECODER_NAMES = {"PNG": {"PNG"}, "JPEG": {"JPEG", "MPO"}, "WEBP": {"WEBP"}}
+_ENGINE_MODULES = ("rapidocr", "onnxruntime", "PIL")
 
 Engine = Callable[["Image"], list[str]]
 EngineFactory = Callable[[int], Engine]
@@ -71,7 +84,7 @@ class ImageRejected(Exception):
 
 def ocr_available() -> bool:
     """Whether the OCR extra (engine and Pillow) is installed; cheap, imports nothing."""
-    return all(importlib.util.find_spec(name) is not None for name in (_ENGINE_MODULE, "PIL", "numpy"))
+    return all(importlib.util.find_spec(name) is not None for name in _ENGINE_MODULES)
 
 
 # --------------------------------------------------------------------------- reading order
@@ -128,37 +141,63 @@ def _xy_cut(segs: list[list[Any]], unit: float) -> list[list[Any]]:
 # --------------------------------------------------------------------------- engine
 
 
+def _model_files() -> tuple[Path, Path]:
+    """The PP-OCRv6 small detector and recogniser that the rapidocr wheel ships (nothing is downloaded)."""
+    spec = importlib.util.find_spec("rapidocr")
+    if spec is None or spec.origin is None:
+        raise OcrUnavailable("OCR engine not installed: pip install 'claude-doctor[ocr]'")
+    models = Path(spec.origin).parent / "models"
+    files = (models / "PP-OCRv6_det_small.onnx", models / "PP-OCRv6_rec_small.onnx")
+    missing = [f.name for f in files if not f.is_file()]
+    if missing:
+        # Another rapidocr version or fork: refuse rather than let it fetch models from the internet.
+        raise OcrUnavailable(f"rapidocr without its bundled models ({', '.join(missing)}); need rapidocr>=3.10,<4")
+    return files
+
+
 def default_engine(threads: int) -> Engine:
-    """Load RapidOCR (PP-OCRv4 mobile det + rec, ch+en) tuned for screenshots; returns image -> lines."""
+    """Load RapidOCR (PP-OCRv6 small, Chinese+English) tuned for screenshots; returns image -> lines."""
+    det, rec = _model_files()
     try:
-        import numpy as np
-        from rapidocr_onnxruntime import RapidOCR
+        from PIL import Image, ImageDraw, ImageFont
+        from rapidocr import RapidOCR
     except ImportError as exc:
         raise OcrUnavailable(f"OCR engine not installed ({exc.name}): pip install 'claude-doctor[ocr]'") from exc
     ocr = RapidOCR(
-        # Screenshots are never upside down, and the 0/180 classifier flips long lines (JSON errors) into
-        # garbage; skipping it is also faster.
-        use_cls=False,
-        # The default ("min", 736) upscales small crops ~5x, which is slow and loses the first line of a
-        # banner. "max" with a high limit never rescales: decode() has already sized the image.
-        det_limit_type="max",
-        det_limit_side_len=4096,
-        max_side_len=4096,
-        intra_op_num_threads=threads,
-        inter_op_num_threads=1,
-        print_verbose=False,
+        params={
+            "Global.log_level": "error",  # its warnings ("detection result is empty") are not problems here
+            # Screenshots are never upside down, and the 0/180 line classifier turns long lines (JSON
+            # errors) upside down into garbage; skipping it is also faster.
+            "Global.use_cls": False,
+            # The detector's default ("min", 736) upscales a small crop ~5x: slow, and it loses the first
+            # line of a banner. "max" with a high limit never rescales: decode() has already sized the image.
+            "Det.limit_type": "max",
+            "Det.limit_side_len": 4096,
+            "Det.thresh": DET_THRESH,
+            "Det.box_thresh": DET_BOX_THRESH,
+            "Global.max_side_len": 4096,
+            "Det.model_path": str(det),
+            "Rec.model_path": str(rec),
+            "EngineConfig.onnxruntime.intra_op_num_threads": threads,
+            "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+        }
     )
 
-    def run(img: Image) -> list[str]:
-        # RapidOCR treats arrays as OpenCV BGR.
-        result, _ = ocr(np.ascontiguousarray(np.asarray(img)[:, :, ::-1]))
+    def run(img: Image.Image) -> list[str]:
+        out = ocr(img)
+        if not out.txts:
+            return []
         boxes = []
-        for points, text, _score in result or []:
+        for points, text in zip(out.boxes, out.txts, strict=True):
             xs = [float(p[0]) for p in points]
             ys = [float(p[1]) for p in points]
             boxes.append((min(xs), min(ys), max(xs), max(ys), text))
         return order_lines(boxes)
 
+    # RapidOCR loads its models on first use; read a word now so the engine is complete when returned.
+    probe = Image.new("RGB", (220, 60), (255, 255, 255))
+    ImageDraw.Draw(probe).text((10, 12), "Error 529", fill=(0, 0, 0), font=ImageFont.load_default(size=28))
+    run(probe)
     return run
 
 
@@ -181,17 +220,25 @@ _WORKER_HOLDER: _EngineHolder | None = None  # set by _init_worker inside a work
 _CLI_HOLDER: _EngineHolder | None = None  # read_file's in-process engine
 
 
-def _init_worker(factory: EngineFactory, threads: int) -> None:
+def _init_worker(factory: EngineFactory, threads: int, parent: int) -> None:
     global _WORKER_HOLDER
     _WORKER_HOLDER = _EngineHolder(factory, threads)
+    # A pool worker outlives a SIGKILLed bot (its task pipe never reaches EOF) and would keep its ~0.5 GB.
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True, name="ocr-parent-watch").start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(0)
 
 
 # --------------------------------------------------------------------------- validation and decoding
 
 
 def _sniff(data: bytes) -> str | None:
-    for fmt, magic, offset in _MAGIC:
-        if data[offset : offset + len(magic)] == magic:
+    for magic, fmt in _MAGIC.items():
+        if data.startswith(magic):
             return fmt
     if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "WEBP"
@@ -219,7 +266,7 @@ def check_image(data: bytes, max_bytes: int, max_pixels: int) -> tuple[str, int,
         raise ImageRejected("too_many_pixels", str(exc)) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageRejected("corrupt", f"{type(exc).__name__}: {exc}") from exc
-    if real != fmt:
+    if real not in _DECODER_NAMES[fmt]:
         raise ImageRejected("corrupt", f"magic says {fmt}, decoder says {real}")
     if width <= 0 or height <= 0:
         raise ImageRejected("corrupt", "zero size")
@@ -229,9 +276,12 @@ def check_image(data: bytes, max_bytes: int, max_pixels: int) -> tuple[str, int,
 
 
 def _scale_for(width: int, height: int, max_side: int) -> float:
-    """Downscale factor giving long side <= max_side; for a tall capture, per phone-shaped tile."""
+    """Downscale factor for OCR: long side towards max_side (per phone-shaped tile for tall captures)."""
     long_side = min(height, _TILE_ASPECT * width) if height > width else width
-    return min(1.0, max_side / long_side)
+    factor = max(MIN_SCALE, max_side / long_side)
+    # The pixel cap counts one tile for tall captures, which are read tile by tile.
+    area = width * min(height, _TILE_ASPECT * width) if height > width else width * height
+    return min(1.0, factor, math.sqrt(MAX_OCR_PIXELS / area))
 
 
 def decode(data: bytes, max_side: int = MAX_SIDE) -> Image:
@@ -406,7 +456,9 @@ class OcrService:
         for lane in self._lanes:
             self._discard(lane)
         while self._waiters:
-            self._waiters.popleft().cancel()
+            waiter = self._waiters.popleft()
+            if not waiter.done() and not waiter.get_loop().is_closed():
+                waiter.set_exception(OcrUnavailable("OCR service is closed"))
 
     # -- internals
 
@@ -462,7 +514,7 @@ class OcrService:
                 # spawn, not fork: the bot process has threads (HTTP pools, executors) that fork would copy badly.
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_init_worker,
-                initargs=(self._factory, self._threads),
+                initargs=(self._factory, self._threads, os.getpid()),
             )
         else:
             lane.executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ocr")
@@ -500,6 +552,8 @@ class OcrService:
             raise ImageRejected("timeout", f"OCR took longer than {self.timeout:g} s") from None
         except concurrent.futures.BrokenExecutor as exc:
             lane.broken = True
+            if self._closed:
+                raise OcrUnavailable("OCR service is closed") from exc
             raise OcrUnavailable("OCR worker died (out of memory?)") from exc
         except (ImageRejected, OcrUnavailable):
             raise

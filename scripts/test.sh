@@ -5,5 +5,13 @@ cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[dev]'
+.venv/bin/python -m pip install --quiet -e '.[dev,ocr]'
+# The screenshot tests render Chinese with Debian's Noto CJK fonts; without them only those tests skip.
+if ! fc-list 2>/dev/null | grep -qi "Noto Sans CJK"; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends fonts-noto-cjk fonts-dejavu-core fontconfig >/dev/null
+  else
+    echo "note: fonts-noto-cjk is not installed; the screenshot OCR tests will skip" >&2
+  fi
+fi
 exec .venv/bin/python -m pytest "$@"

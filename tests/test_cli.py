@@ -99,7 +99,7 @@ def test_batch_keeps_order_and_survives_bad_lines(monkeypatch: pytest.MonkeyPatc
 
 
 def test_eval_prints_figures(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["eval", str(ROOT.parent / "shared/research/claude-error-messages.tsv")]) == 0
+    assert main(["eval", str(ROOT / "tests/data/corpus/research.tsv")]) == 0
     out = capsys.readouterr().out
     assert "top-1 on the four causes" in out and "false positives" in out and "confusion" in out
 
