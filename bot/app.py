@@ -16,6 +16,7 @@ from bot.config import ConfigError, Settings, load_dotenv_if_present, load_setti
 from bot.handlers import Doctor, ensure_polling, register
 from bot.knowledge import KnowledgeError
 from bot.matcher import Matcher, get_matcher
+from bot.ocr import OcrService, ocr_available
 from bot.replies import Markup
 from bot.responder import Responder
 from bot.status import StatusClient
@@ -33,6 +34,7 @@ def build_application(
     storage: Storage,
     *,
     status: StatusClient | None = None,
+    ocr: OcrService | None = None,
 ) -> Application:  # type: ignore[type-arg]
     """The Application with HTML defaults, link previews off, the rate limiter and every handler.
 
@@ -54,7 +56,7 @@ def build_application(
         .post_shutdown(_post_shutdown)
         .build()
     )
-    application.bot_data["doctor"] = Doctor(Responder(matcher, Markup.HTML), storage, status=status)
+    application.bot_data["doctor"] = Doctor(Responder(matcher, Markup.HTML), storage, status=status, ocr=ocr)
     if status is not None and application.job_queue is None:
         log.warning("python-telegram-bot's job-queue extra is missing: /subscribe will send no incident messages")
     register(application)
@@ -78,10 +80,12 @@ async def _post_init(application: Application) -> None:  # type: ignore[type-arg
 
 
 async def _post_shutdown(application: Application) -> None:  # type: ignore[type-arg]
-    """Close the status page client's connections (and a fetch still in flight)."""
-    status = application.bot_data["doctor"].status
-    if status is not None:
-        await status.aclose()
+    """Close the status page client's connections (and a fetch still in flight) and the OCR workers."""
+    doctor: Doctor = application.bot_data["doctor"]
+    if doctor.status is not None:
+        await doctor.status.aclose()
+    if doctor.ocr is not None:
+        doctor.ocr.close()
 
 
 async def _preflight(settings: Settings) -> None:
@@ -119,7 +123,12 @@ def run_bot(*, webhook: bool = False) -> int:
         storage = Storage(settings.data_dir)
     except StorageError as exc:
         return _fail(str(exc))
-    application = build_application(settings, matcher, storage)
+    if ocr_available():
+        ocr: OcrService | None = OcrService()
+    else:
+        ocr = None
+        log.info("screenshots are off: install the ocr extra (pip install 'claude-doctor[ocr]') to read them")
+    application = build_application(settings, matcher, storage, ocr=ocr)
     api = urlparse(settings.base_url)
     try:
         asyncio.run(_preflight(settings))

@@ -38,9 +38,11 @@ from telegram.ext import (
 )
 
 from bot.cooldown import Cooldown
+from bot.images import MAX_DOWNLOAD, ImageRef, ImageText, image_of
 from bot.knowledge import base_lang
 from bot.live import LIVE_WAIT, user_zone, wants_status
 from bot.notify import Backoff, Event, diff
+from bot.ocr import ImageRejected, OcrService, OcrUnavailable
 from bot.peak import resolve_tz
 from bot.replies import localize, resolve_lang, split_message
 from bot.responder import CAUSE_BUTTON, CAUSES_BUTTON, Answer, Button, Responder
@@ -71,6 +73,8 @@ class Doctor:
     backoff: Backoff = field(default_factory=Backoff)
     # One poll at a time: the job and a test (or a slow poll and the next) must not diff the same state twice.
     poll_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Reads screenshots (None without the OCR extra: images then get a "paste the text" answer).
+    ocr: OcrService | None = None
 
 
 def doctor_of(context: ContextTypes.DEFAULT_TYPE) -> Doctor:
@@ -118,6 +122,60 @@ async def live_answer(
 async def diagnose(doctor: Doctor, update: Update, text: str, lang: str, *, strict: bool = False) -> Answer:
     """The diagnosis of `text` with its live lines."""
     return await live_answer(doctor, update, doctor.responder.diagnosis(text, lang, strict=strict), lang)
+
+
+async def read_image(context: ContextTypes.DEFAULT_TYPE, doctor: Doctor, image: ImageRef) -> ImageText:
+    """Download an image and read its text; every failure becomes the key of a message for the user."""
+    if doctor.ocr is None:
+        return ImageText(problem="photo_not_enabled")
+    if image.size is not None and image.size > MAX_DOWNLOAD:
+        return ImageText(problem="photo_too_large")
+    try:
+        file = await context.bot.get_file(image.file_id)
+        data = bytes(await file.download_as_bytearray())
+        text = await doctor.ocr.read(data)
+    except ImageRejected as exc:
+        log.info("image %s refused: %s", image.file_id, exc)
+        return ImageText(problem=f"photo_{exc.reason}")
+    except OcrUnavailable as exc:
+        log.warning("OCR unavailable: %s", exc)
+        return ImageText(problem="photo_not_enabled")
+    except BadRequest as exc:
+        # "file is too big" and friends: Telegram refuses to serve the file.
+        log.info("image %s not downloaded: %s", image.file_id, exc.message)
+        return ImageText(problem="photo_too_large")
+    if not text.strip():
+        return ImageText(problem="photo_no_text")
+    return ImageText(text=text)
+
+
+async def image_answer(
+    context: ContextTypes.DEFAULT_TYPE,
+    doctor: Doctor,
+    update: Update,
+    image: ImageRef,
+    caption: str,
+    lang: str,
+    *,
+    strict: bool = False,
+) -> Answer | None:
+    """The diagnosis of an image (with its caption), noting that it was read from the image; a refusal when it
+    can't be read, or None when nobody asked (strict) and there is nothing sure to say."""
+    read = await read_image(context, doctor, image)
+    if read.problem is not None:
+        if strict:
+            return None
+        if caption.strip():
+            # The caption may be enough on its own.
+            return await diagnose(doctor, update, caption, lang)
+        return doctor.responder.say(read.problem, lang)
+    text = f"{caption}\n{read.text}".strip()
+    answer = doctor.responder.diagnosis(text, lang, strict=strict)
+    if strict and (answer.diagnosis is None or not answer.diagnosis.matched):
+        return None
+    answer = await live_answer(doctor, update, answer, lang)
+    note = doctor.responder.say("photo_read_note", lang).text
+    return Answer(f"{note}\n{answer.text}", answer.buttons, answer.diagnosis)
 
 
 def keyboard(buttons: tuple[tuple[Button, ...], ...]) -> InlineKeyboardMarkup | None:
@@ -240,7 +298,11 @@ async def cmd_fix(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     target = message.reply_to_message
     if target is not None and not args and not (target.from_user and target.from_user.id == context.bot.id):
         text = message_text(target)
-        answer = await diagnose(doctor, update, text, lang) if text else doctor.responder.media(lang)
+        image = image_of(target)
+        if image is not None:
+            answer = await image_answer(context, doctor, update, image, text, lang) or doctor.responder.media(lang)
+        else:
+            answer = await diagnose(doctor, update, text, lang) if text else doctor.responder.media(lang)
         sent = await send_answer(context, message.chat_id, answer, target)
         if sent is not None:
             doctor.storage.remember_answer(message.chat_id, target.message_id, sent.message_id)
@@ -588,6 +650,50 @@ async def on_edited_message(update: Update, context: ContextTypes.DEFAULT_TYPE) 
         log.debug("answer %s in chat %s not edited: %s", answer_id, message.chat_id, exc.message)
 
 
+async def on_private_image(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A screenshot (photo or image file) in a private chat: read it and diagnose what it says, caption included."""
+    doctor = doctor_of(context)
+    message = update.effective_message
+    image = image_of(message)
+    if message is None or image is None:
+        return
+    lang = user_lang(doctor, update)
+    answer = await image_answer(context, doctor, update, image, message_text(message), lang)
+    if answer is not None:
+        await send_answer(context, message.chat_id, answer, None)
+
+
+async def on_group_image(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A screenshot in a group: read it when the bot is mentioned in its caption, else only for a sure
+    auto-answer (auto-answers on, strict confidence, the per-cause cooldown)."""
+    doctor = doctor_of(context)
+    message = update.effective_message
+    image = image_of(message)
+    if message is None or image is None:
+        return
+    lang = user_lang(doctor, update)
+    me = context.bot
+    caption = message_text(message)
+    if mentions_bot(message, me.username, me.id):
+        answer = await image_answer(context, doctor, update, image, without_mention(caption, me.username), lang)
+        if answer is not None:
+            await send_answer(context, message.chat_id, answer, message)
+        return
+    if (message.from_user is not None and message.from_user.is_bot) or message.is_automatic_forward:
+        return
+    if not doctor.storage.chat(message.chat_id).autoreply:
+        return
+    answer = await image_answer(context, doctor, update, image, caption, lang, strict=True)
+    d = answer.diagnosis if answer is not None else None
+    if answer is None or d is None:
+        return
+    key = d.cause or d.known or ""
+    if not doctor.cooldown.ready(message.chat_id, key):
+        return
+    doctor.cooldown.mark(message.chat_id, key)
+    await send_answer(context, message.chat_id, answer, message)
+
+
 async def on_media(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Photos, stickers, voice notes and files without a caption, in private chats."""
     doctor = doctor_of(context)
@@ -704,6 +810,12 @@ GROUPS = filters.ChatType.GROUPS
 NEW = filters.UpdateType.MESSAGE
 EDITED = filters.UpdateType.EDITED_MESSAGE
 TEXTUAL = filters.TEXT | filters.CAPTION
+IMAGES = (
+    filters.PHOTO
+    | filters.Document.MimeType("image/png")
+    | filters.Document.MimeType("image/jpeg")
+    | (filters.Document.MimeType("image/webp"))
+)
 MEDIA = filters.PHOTO | filters.Sticker.ALL | filters.VOICE | filters.AUDIO | filters.VIDEO | filters.Document.ALL
 
 
@@ -724,6 +836,10 @@ def register(application: Application) -> None:  # type: ignore[type-arg]
     for name, callback in commands.items():
         application.add_handler(CommandHandler(name, callback, filters=NEW))
     application.add_handler(MessageHandler(EDITED & TEXTUAL, on_edited_message))
+    # Reading a screenshot takes about a second: those handlers run beside the others (block=False) instead of
+    # holding up every chat; the OCR service's queue limit bounds how many wait.
+    application.add_handler(MessageHandler(NEW & PRIVATE & IMAGES, on_private_image, block=False))
+    application.add_handler(MessageHandler(NEW & GROUPS & IMAGES, on_group_image, block=False))
     application.add_handler(MessageHandler(NEW & PRIVATE & TEXTUAL & ~filters.COMMAND, on_private_message))
     application.add_handler(MessageHandler(NEW & PRIVATE & MEDIA, on_media))
     application.add_handler(MessageHandler(NEW & GROUPS & TEXTUAL & ~filters.COMMAND, on_group_message))
