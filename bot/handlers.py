@@ -271,20 +271,21 @@ async def cmd_start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await send_answer(context, message.chat_id, doctor.responder.start(user_lang(doctor, update)), None)
 
 
-async def cmd_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def _page(update: Update, context: ContextTypes.DEFAULT_TYPE, page: Callable[[Responder, str], Answer]) -> None:
+    """Send a fixed page (help, causes): in groups as a reply to the command."""
     doctor = doctor_of(context)
     message = update.effective_message
     if message is not None:
         reply_to = message if is_group(update.effective_chat) else None
-        await send_answer(context, message.chat_id, doctor.responder.help(user_lang(doctor, update)), reply_to)
+        await send_answer(context, message.chat_id, page(doctor.responder, user_lang(doctor, update)), reply_to)
+
+
+async def cmd_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    await _page(update, context, Responder.help)
 
 
 async def cmd_causes(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    doctor = doctor_of(context)
-    message = update.effective_message
-    if message is not None:
-        reply_to = message if is_group(update.effective_chat) else None
-        await send_answer(context, message.chat_id, doctor.responder.causes(user_lang(doctor, update)), reply_to)
+    await _page(update, context, Responder.causes)
 
 
 async def cmd_fix(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tests.fake_statuspage import FakeStatuspage
 from tests.fakebotapi import FakeBotApi, find_free_port, post_update
 
 PostUpdate = Callable[..., Awaitable[int]]
@@ -45,3 +46,17 @@ def post_webhook_update() -> PostUpdate:
 def free_port() -> int:
     """A free TCP port on 127.0.0.1 (e.g. for a webhook listener)."""
     return find_free_port()
+
+
+@pytest.fixture(autouse=True)
+def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """httpx honours proxy variables, which would send loopback requests elsewhere: tests stay on loopback."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def page() -> Iterator[FakeStatuspage]:
+    """A fake Claude status page on 127.0.0.1 (all clear; switch with ``page.state = ...``)."""
+    with FakeStatuspage() as fake:
+        yield fake

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -15,18 +14,6 @@ CAPACITY = "Due to unexpected capacity constraints, Claude is unable to respond 
 SERVICE = "Claude is currently experiencing a temporary service disruption.\n"
 # Tuesday 2026-03-10 15:00 UTC: inside the peak window, which ends at 18:00 UTC.
 NOW = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def page() -> Iterator[FakeStatuspage]:
-    with FakeStatuspage() as fake:
-        yield fake
 
 
 def run(lines: str, *, status_url: str | None = None, lang: str = "en") -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,19 +37,6 @@ NOW = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)
 OPENED = "Claude incident: Elevated errors on Claude Opus"
 
 App = Application  # type: ignore[type-arg]
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    # httpx honours proxy variables, which would send loopback requests elsewhere.
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def page() -> Iterator[FakeStatuspage]:
-    with FakeStatuspage() as fake:
-        yield fake
 
 
 @asynccontextmanager
