@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import stat
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TextIO
 
 from bot.knowledge import KnowledgeBase, KnowledgeError, load_knowledge
 from bot.matcher import MAX_INPUT_CHARS, Matcher, get_matcher
 from bot.normalize import compact, has_cjk
-from bot.replies import Markup, render_diagnosis
+from bot.replies import Markup, localize, render_diagnosis
 
 EXIT_OK = 0
 EXIT_FAIL = 1
 EXIT_UNUSABLE = 2
+
+# Said when the OCR extra is not installed (the same words in every language: it is an operator's problem).
+NO_OCR = "screenshots are not enabled here (pip install 'claude-doctor[ocr]'); paste the text instead"
+# How much of the text read from an image goes into --json output.
+JSON_TEXT_CHARS = 500
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -26,9 +33,14 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command")
     d = sub.add_parser("diagnose", help="diagnose an error message (TEXT, or - for stdin)")
     d.add_argument("text", nargs="*", help="the error text; '-' reads standard input")
+    d.add_argument(
+        "--image",
+        metavar="PATH",
+        help="read the error from a screenshot (PNG, JPEG or WebP; needs the ocr extra)",
+    )
     d.add_argument("--lang", choices=["zh", "zh-hant", "en"], help="reply language (default: the text's)")
     d.add_argument("--json", action="store_true", help="print one JSON object instead of the reply")
-    d.add_argument("--batch", action="store_true", help='read JSON Lines {"text": ...} from stdin')
+    d.add_argument("--batch", action="store_true", help='read JSON Lines {"text": ...} or {"image": "PATH"} from stdin')
     d.add_argument("--strict", action="store_true", help="use the strict confidence level of group auto-replies")
     e = sub.add_parser("eval", help="measure the matcher on a labelled corpus (.jsonl or research .tsv)")
     e.add_argument("file")
@@ -72,7 +84,71 @@ def _read_stdin() -> str:
         return data.decode("utf-8", errors="replace")
 
 
-def _diagnose_one(matcher: Matcher, text: str, args: argparse.Namespace, out: TextIO) -> int:
+class ImageProblem(Exception):
+    """An image that gave no text to diagnose; str() is the one-line message, ``reason`` a short code."""
+
+    def __init__(self, message: str, reason: str, exit_code: int = EXIT_UNUSABLE) -> None:
+        super().__init__(" ".join(message.split()))  # one line, whatever the exception text held
+        self.reason = reason
+        self.exit_code = exit_code
+
+
+# Problems that are the same for every image: the OCR extra is missing, or its engine does not load.
+_OCR_DOWN = ("not_enabled", "ocr_unavailable")
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def read_image(kb: KnowledgeBase, path: str, lang: str) -> str:
+    """The text of a screenshot (bot.ocr.read_file: one engine per process, loaded on the first image).
+
+    Raises ImageProblem for everything that leaves no text: no OCR extra, a missing or unreadable file,
+    an image bot.ocr rejects, an image without readable text, or an OCR engine that fails.
+    """
+    from bot import ocr
+
+    if not ocr.ocr_available():
+        raise ImageProblem(NO_OCR, "not_enabled")
+    try:
+        info = Path(path).stat()
+    except OSError as exc:
+        raise ImageProblem(f"cannot read {path}: {exc.strerror or _one_line(exc)}", "unreadable") from exc
+    if not stat.S_ISREG(info.st_mode):
+        raise ImageProblem(f"cannot read {path}: not a regular file", "unreadable")
+    if info.st_size > ocr.MAX_BYTES:
+        # Refused before read_file loads the whole file into memory.
+        message = kb.text("image_too_large", lang, limit=ocr.MAX_BYTES // 2**20)
+        raise ImageProblem(f"{path}: {message}", "too_large")
+    try:
+        text = ocr.read_file(path)
+    except ocr.ImageRejected as exc:
+        key = f"image_{exc.reason}"
+        message = kb.text(key, lang, limit=ocr.MAX_BYTES // 2**20) if key in kb.strings else exc.reason
+        raise ImageProblem(f"{path}: {message}", exc.reason) from exc
+    except OSError as exc:
+        raise ImageProblem(f"cannot read {path}: {exc.strerror or _one_line(exc)}", "unreadable") from exc
+    except ocr.OcrUnavailable as exc:
+        if not ocr.ocr_available():
+            raise ImageProblem(NO_OCR, "not_enabled") from exc
+        raise ImageProblem(f"OCR does not work here: {_one_line(exc)}", "ocr_unavailable", EXIT_FAIL) from exc
+    except Exception as exc:  # an engine error on one image: a message, never a traceback
+        raise ImageProblem(
+            f"OCR failed on {path}: {type(exc).__name__}: {_one_line(exc)}", "ocr_failed", EXIT_FAIL
+        ) from exc
+    if not compact(text.casefold()):
+        raise ImageProblem(f"{path}: {kb.text('image_no_text', lang)}", "no_text")
+    return text
+
+
+def _image_json(obj: dict[str, object], text: str) -> dict[str, object]:
+    return {**obj, "source": "image", "text": text[:JSON_TEXT_CHARS]}
+
+
+def _diagnose_one(
+    matcher: Matcher, text: str, args: argparse.Namespace, out: TextIO, *, from_image: bool = False
+) -> int:
     kb = matcher.kb
     lang = args.lang or ("zh" if has_cjk(text) else "en")
     try:
@@ -88,14 +164,46 @@ def _diagnose_one(matcher: Matcher, text: str, args: argparse.Namespace, out: Te
     threshold = kb.thresholds.strict if args.strict else kb.thresholds.asked
     result = matcher.diagnose(text, threshold=threshold)
     if args.json:
-        print(json.dumps(result.to_json(), ensure_ascii=False), file=out)
+        obj = _image_json(result.to_json(), text) if from_image else result.to_json()
+        print(json.dumps(obj, ensure_ascii=False), file=out)
     else:
+        if from_image:
+            print(localize(kb.text("image_read_note", lang), lang), file=out)
         print(render_diagnosis(kb, result, lang, Markup.PLAIN), file=out)
     return EXIT_OK
 
 
+def _diagnose_image(matcher: Matcher, args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        text = read_image(matcher.kb, args.image, args.lang or "en")
+    except ImageProblem as exc:
+        if args.json:
+            print(json.dumps({"error": str(exc), "reason": exc.reason}, ensure_ascii=False), file=out)
+        else:
+            print(f"claude-doctor: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return _diagnose_one(matcher, text, args, out, from_image=True)
+
+
+def _batch_item(line: str) -> tuple[str, str]:
+    """("text", TEXT) or ("image", PATH) from one JSON line; ValueError says what is wrong with it."""
+    obj = json.loads(line)  # json.JSONDecodeError is a ValueError
+    if not isinstance(obj, dict):
+        raise ValueError("not a JSON object")
+    keys = [key for key in ("text", "image") if key in obj]
+    if len(keys) != 1:
+        raise ValueError("give 'text' or 'image', not both" if keys else "missing key 'text'")
+    value = obj[keys[0]]
+    if not isinstance(value, str):
+        raise ValueError(f"'{keys[0]}' must be a string")
+    return keys[0], value
+
+
 def _batch(matcher: Matcher, args: argparse.Namespace, out: TextIO) -> int:
-    threshold = matcher.kb.thresholds.strict if args.strict else matcher.kb.thresholds.asked
+    kb = matcher.kb
+    threshold = kb.thresholds.strict if args.strict else kb.thresholds.asked
+    # Once OCR turns out not to work at all, the remaining image lines get the same answer without retrying.
+    ocr_down: ImageProblem | None = None
     for n, raw in enumerate(sys.stdin.buffer, 1):
         try:
             line = raw.decode("utf-8")
@@ -106,18 +214,28 @@ def _batch(matcher: Matcher, args: argparse.Namespace, out: TextIO) -> int:
             print(json.dumps({"error": f"line {n}: empty line"}), file=out)
             continue
         try:
-            obj = json.loads(line)
-            text = obj["text"]
-            if not isinstance(text, str):
-                raise TypeError("'text' must be a string")
-        except (ValueError, KeyError, TypeError) as exc:
-            reason = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
-            print(json.dumps({"error": f'line {n}: expected {{"text": "..."}}: {reason}'}), file=out)
+            key, text = _batch_item(line)
+        except ValueError as exc:
+            print(
+                json.dumps({"error": f'line {n}: expected {{"text": "..."}} or {{"image": "PATH"}}: {exc}'}), file=out
+            )
             continue
-        if not compact(text.casefold()):
+        if key == "image":
+            try:
+                if ocr_down is not None:
+                    raise ocr_down
+                text = read_image(kb, text, args.lang or "en")
+            except ImageProblem as exc:
+                if exc.reason in _OCR_DOWN:
+                    ocr_down = exc
+                print(json.dumps({"error": f"line {n}: {exc}", "reason": exc.reason}, ensure_ascii=False), file=out)
+                out.flush()
+                continue
+        elif not compact(text.casefold()):
             print(json.dumps({"error": f"line {n}: no text to diagnose"}), file=out)
             continue
-        print(json.dumps(matcher.diagnose(text, threshold=threshold).to_json(), ensure_ascii=False), file=out)
+        result = matcher.diagnose(text, threshold=threshold).to_json()
+        print(json.dumps(_image_json(result, text) if key == "image" else result, ensure_ascii=False), file=out)
         out.flush()
     return EXIT_OK
 
@@ -125,9 +243,15 @@ def _batch(matcher: Matcher, args: argparse.Namespace, out: TextIO) -> int:
 def cmd_diagnose(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """`claude-doctor diagnose`."""
     out = out or sys.stdout
+    image = getattr(args, "image", None)
+    if image is not None and (args.batch or args.text):
+        print("claude-doctor: --image reads one screenshot; give no TEXT and no --batch with it", file=sys.stderr)
+        return EXIT_UNUSABLE
     matcher = get_matcher()
     if args.batch:
         return _batch(matcher, args, out)
+    if image is not None:
+        return _diagnose_image(matcher, args, out)
     text = _read_stdin() if args.text == ["-"] else " ".join(args.text)
     if not args.text:
         print("claude-doctor: give the error text, or '-' to read it from standard input", file=sys.stderr)

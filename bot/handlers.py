@@ -127,25 +127,25 @@ async def diagnose(doctor: Doctor, update: Update, text: str, lang: str, *, stri
 async def read_image(context: ContextTypes.DEFAULT_TYPE, doctor: Doctor, image: ImageRef) -> ImageText:
     """Download an image and read its text; every failure becomes the key of a message for the user."""
     if doctor.ocr is None:
-        return ImageText(problem="photo_not_enabled")
+        return ImageText(problem="image_not_enabled")
     if image.size is not None and image.size > MAX_DOWNLOAD:
-        return ImageText(problem="photo_too_large")
+        return ImageText(problem="image_too_large")
     try:
         file = await context.bot.get_file(image.file_id)
         data = bytes(await file.download_as_bytearray())
         text = await doctor.ocr.read(data)
     except ImageRejected as exc:
         log.info("image %s refused: %s", image.file_id, exc)
-        return ImageText(problem=f"photo_{exc.reason}")
+        return ImageText(problem=f"image_{exc.reason}")
     except OcrUnavailable as exc:
         log.warning("OCR unavailable: %s", exc)
-        return ImageText(problem="photo_not_enabled")
+        return ImageText(problem="image_not_enabled")
     except BadRequest as exc:
         # "file is too big" and friends: Telegram refuses to serve the file.
         log.info("image %s not downloaded: %s", image.file_id, exc.message)
-        return ImageText(problem="photo_too_large")
+        return ImageText(problem="image_too_large")
     if not text.strip():
-        return ImageText(problem="photo_no_text")
+        return ImageText(problem="image_no_text")
     return ImageText(text=text)
 
 
@@ -168,13 +168,13 @@ async def image_answer(
         if caption.strip():
             # The caption may be enough on its own.
             return await diagnose(doctor, update, caption, lang)
-        return doctor.responder.say(read.problem, lang)
+        return doctor.responder.say(read.problem, lang, limit=MAX_DOWNLOAD // 2**20)
     text = f"{caption}\n{read.text}".strip()
     answer = doctor.responder.diagnosis(text, lang, strict=strict)
     if strict and (answer.diagnosis is None or not answer.diagnosis.matched):
         return None
     answer = await live_answer(doctor, update, answer, lang)
-    note = doctor.responder.say("photo_read_note", lang).text
+    note = doctor.responder.say("image_read_note", lang).text
     return Answer(f"{note}\n{answer.text}", answer.buttons, answer.diagnosis)
 
 

@@ -138,7 +138,7 @@ async def test_forwarded_error_is_diagnosed(bot: FakeBotApi) -> None:
 
 async def test_media_without_text_gets_a_note(bot: FakeBotApi) -> None:
     bot.push_update(bot.make.sticker_message())
-    assert "only read text" in (await bot.wait_for_call("sendMessage")).text
+    assert "not stickers, voice notes" in (await bot.wait_for_call("sendMessage")).text
 
 
 async def test_photo_caption_counts_as_text(bot: FakeBotApi) -> None:

@@ -70,7 +70,7 @@ async def bot_without_ocr(fake_bot_api: FakeBotApi, tmp_path: Path) -> AsyncIter
 async def test_private_screenshot_is_read_and_diagnosed(bot: FakeBotApi, capacity_png: bytes) -> None:
     bot.push_update(bot.make.photo_message(file=bot.add_file(capacity_png, file_path="photos/shot.png")))
     call = await bot.wait_for_call("sendMessage", timeout=60)
-    assert "Read from your image" in call.text and "3. Capacity" in call.text
+    assert "Read from the image" in call.text and "3. Capacity" in call.text
     assert bot.calls("getFile")
 
 
@@ -94,7 +94,7 @@ async def test_fix_as_a_reply_to_a_group_screenshot(bot: FakeBotApi, capacity_pn
 async def test_a_text_file_named_jpg_gets_a_clear_answer(bot: FakeBotApi) -> None:
     file = bot.add_file(b"this is not a picture at all", file_path="documents/fake.jpg")
     bot.push_update(bot.make.document_message("fake.jpg", mime_type="image/jpeg", file=file))
-    assert "isn't an image I can read" in (await bot.wait_for_call("sendMessage", timeout=30)).text
+    assert "not an image that can be read" in (await bot.wait_for_call("sendMessage", timeout=30)).text
 
 
 async def test_an_image_over_the_download_limit_is_refused(bot: FakeBotApi, capacity_png: bytes) -> None:

@@ -172,3 +172,193 @@ def test_answers_do_not_depend_on_the_process_hash_seed() -> None:
     assert len(outputs[0]) == len(lines.splitlines())
     assert sum("cause" in o for o in outputs[0]) > 500
     assert outputs[0] == outputs[1]
+
+
+# --------------------------------------------------------------------------- screenshots (--image)
+
+READ_NOTE_EN = "(Read from the image.)"
+READ_NOTE_ZH = "（以下内容识别自图片。）"
+NO_OCR_LINE = (
+    "claude-doctor: screenshots are not enabled here (pip install 'claude-doctor[ocr]'); paste the text instead\n"
+)
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Generated screenshots and broken image files; skips without the OCR extra or the CJK fonts."""
+    from bot.ocr import ocr_available
+
+    if not ocr_available():
+        pytest.skip("OCR extra not installed (pip install 'claude-doctor[ocr]')")
+    screenshots = pytest.importorskip("tests.screenshots", reason="Pillow not installed")
+    if not screenshots.fonts_available():
+        pytest.skip("fonts-noto-cjk not installed: cannot render test screenshots")
+    folder = tmp_path_factory.mktemp("images")
+    capacity = screenshots.render(screenshots.ERRORS_EN[0], "banner")
+    files = {
+        "capacity": capacity,
+        "network_zh": screenshots.render(screenshots.ERRORS_ZH[0], "banner", seed=1, jpeg_quality=80),
+        "text_named_png": b"Due to unexpected capacity constraints, Claude is unable to respond\n",
+        "truncated": capacity[: len(capacity) * 2 // 3],
+    }
+    paths = {"missing": folder / "missing.png"}
+    for name, data in files.items():
+        paths[name] = folder / (f"{name}.jpg" if name == "network_zh" else f"{name}.png")
+        paths[name].write_bytes(data)
+    return paths
+
+
+def test_image_names_capacity_after_a_read_note(images: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["diagnose", "--image", str(images["capacity"])]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == READ_NOTE_EN
+    assert lines[1].startswith("3. Capacity")
+    assert any(line.startswith("1. Wait a few minutes") for line in lines)
+
+
+def test_image_reply_follows_lang(images: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["diagnose", "--lang", "zh", "--image", str(images["capacity"])]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(READ_NOTE_ZH + "\n") and "访问量太高" in out
+
+
+def test_image_json_has_source_and_text(images: dict[str, Path]) -> None:
+    result = run_cli("diagnose", "--json", "--image", str(images["capacity"]))
+    assert result.returncode == 0, result.stderr
+    obj = json.loads(result.stdout)
+    assert obj["cause"] == "capacity" and obj["source"] == "image"
+    assert "capacity constraints" in obj["text"] and len(obj["text"]) <= 500
+    assert {"confidence", "known", "runner_up", "evidence"} <= obj.keys()
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        ("missing", "No such file or directory"),
+        ("text_named_png", "not an image"),
+        ("truncated", "damaged or incomplete"),
+    ],
+)
+def test_bad_image_is_one_line_and_exit_2(images: dict[str, Path], name: str, words: str) -> None:
+    result = run_cli("diagnose", "--image", str(images[name]))
+    assert result.returncode == 2
+    err = result.stderr.decode()
+    assert err.count("\n") == 1 and err.startswith("claude-doctor: ") and words in err
+    assert b"Traceback" not in result.stderr and result.stdout == b""
+
+
+def test_bad_image_in_json_mode_is_an_error_object(images: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["diagnose", "--json", "--image", str(images["truncated"])]) == 2
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1
+    assert json.loads(out)["reason"] == "corrupt" and "error" in json.loads(out)
+
+
+def test_image_without_text_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pil = pytest.importorskip("PIL.Image", reason="Pillow not installed")
+    from bot.ocr import ocr_available
+
+    if not ocr_available():
+        pytest.skip("OCR extra not installed")
+    path = tmp_path / "blank.png"
+    pil.new("RGB", (320, 120), (255, 255, 255)).save(path)
+    assert main(["diagnose", "--image", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "No text could be read" in err
+
+
+def test_batch_mixes_text_and_image_lines_with_one_engine_load(
+    images: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot import ocr
+
+    loads = []
+    real_engine = ocr.default_engine
+
+    def counting_engine(threads: int) -> ocr.Engine:
+        loads.append(threads)
+        return real_engine(threads)
+
+    # A fresh in-process engine for this test, built by the counting factory (both restored afterwards).
+    monkeypatch.setattr(ocr, "_CLI_HOLDER", None)
+    monkeypatch.setattr(ocr, "default_engine", counting_engine)
+    lines = [
+        {"text": CAPACITY},
+        {"image": str(images["capacity"])},
+        {"image": str(images["truncated"])},
+        {"text": "hello friends"},
+        {"image": str(images["network_zh"])},
+        {"image": str(images["missing"])},
+        {"image": str(images["text_named_png"])},
+    ]
+    stdin = "".join(json.dumps(line) + "\n" for line in lines).encode()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8"))
+    out = io.StringIO()
+    assert cmd_diagnose(_parser().parse_args(["diagnose", "--batch"]), out) == 0
+    results = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [r.get("cause", "error") for r in results] == [
+        "capacity",
+        "capacity",
+        "error",
+        None,
+        "network",
+        "error",
+        "error",
+    ]
+    assert [r.get("source") for r in results] == [None, "image", None, None, "image", None, None]
+    assert [r.get("reason") for r in results if "error" in r] == ["corrupt", "unreadable", "not_an_image"]
+    assert results[2]["error"].startswith("line 3: ")
+    assert len(loads) == 1
+
+
+@pytest.mark.parametrize("how", ["ocr_available_false", "rapidocr_import_fails"])
+def test_without_the_ocr_extra_images_get_one_line(
+    how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot import ocr
+
+    if how == "ocr_available_false":
+        monkeypatch.setattr(ocr, "ocr_available", lambda: False)
+    else:
+        monkeypatch.setitem(sys.modules, "rapidocr", None)  # what an uninstalled package looks like to find_spec
+    path = tmp_path / "shot.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n")
+    assert main(["diagnose", "--image", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == NO_OCR_LINE and captured.out == ""
+    assert main(["diagnose", "--json", "--image", str(path)]) == 2
+    assert json.loads(capsys.readouterr().out)["reason"] == "not_enabled"
+    stdin = f'{{"image": "{path}"}}\n{{"text": "{CAPACITY}"}}\n{{"image": "{path}"}}\n'.encode()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8"))
+    out = io.StringIO()
+    assert cmd_diagnose(_parser().parse_args(["diagnose", "--batch"]), out) == 0
+    results = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [r.get("cause", r.get("reason")) for r in results] == ["not_enabled", "capacity", "not_enabled"]
+
+
+@pytest.mark.parametrize("failure", ["load", "read"])
+def test_a_failing_engine_is_one_line_and_exit_1(
+    failure: str, images: dict[str, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot import ocr
+
+    def broken_engine(threads: int) -> ocr.Engine:
+        if failure == "load":
+            raise RuntimeError("model file\nis broken")
+
+        def run(img: object) -> list[str]:
+            raise RuntimeError("onnxruntime: bad input")
+
+        return run
+
+    monkeypatch.setattr(ocr, "_CLI_HOLDER", None)
+    monkeypatch.setattr(ocr, "default_engine", broken_engine)
+    assert main(["diagnose", "--image", str(images["capacity"])]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert ("OCR does not work here" if failure == "load" else "OCR failed on") in err
+
+
+def test_image_and_text_together_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["diagnose", "--image", "shot.png", CAPACITY]) == 2
+    assert "--image" in capsys.readouterr().err
