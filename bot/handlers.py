@@ -264,6 +264,19 @@ def is_group(chat: Chat | None) -> bool:
 # --- commands ---------------------------------------------------------------------------------------
 
 
+def _asked(
+    update: Update, context: ContextTypes.DEFAULT_TYPE
+) -> tuple[Doctor, Message, Chat, str, Message | None] | None:
+    """What a command handler starts from: the shared state, the message and chat, the reply language, and the
+    message to reply to (the command itself in groups, nothing in private chats); None for updates without them."""
+    doctor = doctor_of(context)
+    message = update.effective_message
+    chat = update.effective_chat
+    if message is None or chat is None:
+        return None
+    return doctor, message, chat, user_lang(doctor, update), message if is_group(chat) else None
+
+
 async def cmd_start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     doctor = doctor_of(context)
     message = update.effective_message
@@ -368,13 +381,10 @@ async def cmd_autoreply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
 
 async def cmd_status(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/status: Claude's status page as it is now, times in the sender's zone."""
-    doctor = doctor_of(context)
-    message = update.effective_message
-    chat = update.effective_chat
-    if message is None or chat is None:
+    asked = _asked(update, context)
+    if asked is None:
         return
-    lang = user_lang(doctor, update)
-    reply_to = message if is_group(chat) else None
+    doctor, _message, chat, lang, reply_to = asked
     if doctor.status is None:
         await send_answer(context, chat.id, doctor.responder.say("status_off", lang), reply_to)
         return
@@ -415,13 +425,10 @@ async def cmd_tz(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def cmd_subscribe(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/subscribe: incident messages in this chat (anyone in a private chat, admins in groups)."""
-    doctor = doctor_of(context)
-    message = update.effective_message
-    chat = update.effective_chat
-    if message is None or chat is None:
+    asked = _asked(update, context)
+    if asked is None:
         return
-    lang = user_lang(doctor, update)
-    reply_to = message if is_group(chat) else None
+    doctor, _message, chat, lang, reply_to = asked
     if doctor.status is None:
         await send_answer(context, chat.id, doctor.responder.say("status_off", lang), reply_to)
         return
@@ -449,13 +456,10 @@ async def cmd_subscribe(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
 
 async def cmd_unsubscribe(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/unsubscribe: no more incident messages here (admins only in groups)."""
-    doctor = doctor_of(context)
-    message = update.effective_message
-    chat = update.effective_chat
-    if message is None or chat is None:
+    asked = _asked(update, context)
+    if asked is None:
         return
-    lang = user_lang(doctor, update)
-    reply_to = message if is_group(chat) else None
+    doctor, _message, chat, lang, reply_to = asked
     if is_group(chat) and not await is_admin(update, context):
         await send_answer(context, chat.id, doctor.responder.say("admins_only", lang), reply_to)
         return

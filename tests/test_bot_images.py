@@ -8,24 +8,14 @@ from pathlib import Path
 import pytest
 
 from bot.app import build_application
-from bot.config import Settings
 from bot.matcher import get_matcher
 from bot.ocr import OcrService
 from bot.storage import Storage
 from tests.fakebotapi import FakeBotApi, started_polling
+from tests.test_bot_e2e import settings_for
 
 CAPACITY = "Due to unexpected capacity constraints, Claude is unable to respond to your message. Please try again soon."
 GROUP = -1001234567890
-
-
-def settings_for(server: FakeBotApi, data_dir: Path) -> Settings:
-    return Settings(
-        token=server.token,
-        base_url=server.base_url,
-        base_file_url=server.base_file_url,
-        data_dir=data_dir,
-        status_page_url="",
-    )
 
 
 @pytest.fixture(scope="module")
