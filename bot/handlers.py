@@ -604,23 +604,36 @@ async def on_group_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     await auto_answer(update, context, doctor, message, text, lang)
 
 
+def may_auto_answer(doctor: Doctor, message: Message) -> bool:
+    """Whether an answer nobody asked for may go to this group message at all: never to bots or messages sent
+    via one, never to a channel's automatic forward, and only where the group's auto-answers are on."""
+    if (message.from_user is not None and message.from_user.is_bot) or message.via_bot is not None:
+        return False
+    return not message.is_automatic_forward and doctor.storage.chat(message.chat_id).autoreply
+
+
+def claim_cooldown(doctor: Doctor, chat_id: int, answer: Answer | None) -> bool:
+    """Whether this sure answer may go out now: at most once per cause per chat per cooldown (claimed if so)."""
+    d = answer.diagnosis if answer is not None else None
+    if d is None or not d.matched:
+        return False
+    key = d.cause or d.known or ""
+    if not doctor.cooldown.ready(chat_id, key):
+        log.debug("auto-answer about %s in chat %s held back by the cooldown", key, chat_id)
+        return False
+    doctor.cooldown.mark(chat_id, key)
+    return True
+
+
 async def auto_answer(
     update: Update, context: ContextTypes.DEFAULT_TYPE, doctor: Doctor, message: Message, text: str, lang: str
 ) -> None:
     """The unasked answer: strict confidence, never to bots, at most once per cause per chat per cooldown."""
-    if not text or (message.from_user is not None and message.from_user.is_bot) or message.via_bot is not None:
-        return
-    if message.is_automatic_forward or not doctor.storage.chat(message.chat_id).autoreply:
+    if not text or not may_auto_answer(doctor, message):
         return
     answer = doctor.responder.diagnosis(text, lang, strict=True)
-    d = answer.diagnosis
-    if d is None or not d.matched:
+    if not claim_cooldown(doctor, message.chat_id, answer):
         return
-    key = d.cause or d.known or ""
-    if not doctor.cooldown.ready(message.chat_id, key):
-        log.debug("auto-answer about %s in chat %s held back by the cooldown", key, message.chat_id)
-        return
-    doctor.cooldown.mark(message.chat_id, key)
     answer = await live_answer(doctor, update, answer, lang)
     sent = await send_answer(context, message.chat_id, answer, message)
     if sent is not None:
@@ -684,19 +697,11 @@ async def on_group_image(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         if answer is not None:
             await send_answer(context, message.chat_id, answer, message)
         return
-    if (message.from_user is not None and message.from_user.is_bot) or message.is_automatic_forward:
-        return
-    if not doctor.storage.chat(message.chat_id).autoreply:
+    if not may_auto_answer(doctor, message):
         return
     answer = await image_answer(context, doctor, update, image, caption, lang, strict=True)
-    d = answer.diagnosis if answer is not None else None
-    if answer is None or d is None:
-        return
-    key = d.cause or d.known or ""
-    if not doctor.cooldown.ready(message.chat_id, key):
-        return
-    doctor.cooldown.mark(message.chat_id, key)
-    await send_answer(context, message.chat_id, answer, message)
+    if answer is not None and claim_cooldown(doctor, message.chat_id, answer):
+        await send_answer(context, message.chat_id, answer, message)
 
 
 async def on_media(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
