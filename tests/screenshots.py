@@ -147,6 +147,16 @@ def fonts_available() -> bool:
 
 
 @functools.cache
+def require_real_ocr() -> None:
+    """Skip the calling test unless the OCR extra (engine and runtime) and the CJK fonts are installed."""
+    import pytest
+
+    for module in ("rapidocr", "onnxruntime"):
+        pytest.importorskip(module, reason=f"OCR extra not installed (pip install 'claude-doctor[ocr]'): no {module}")
+    if not fonts_available():
+        pytest.skip("fonts-noto-cjk not installed: cannot render test screenshots")
+
+
 def _font(kind: str, px: int) -> ImageFont.FreeTypeFont:
     path, index = font_paths()[kind]
     # BASIC layout: raqm is not on every machine and would shift glyphs, breaking byte-for-byte determinism.

@@ -20,12 +20,10 @@ GROUP = -1001234567890
 
 @pytest.fixture(scope="module")
 def ocr() -> Iterator[OcrService]:
-    for module in ("rapidocr", "onnxruntime", "PIL"):
-        pytest.importorskip(module, reason=f"OCR extra not installed (pip install 'claude-doctor[ocr]'): no {module}")
+    pytest.importorskip("PIL", reason="OCR extra not installed (pip install 'claude-doctor[ocr]'): no PIL")
     from tests import screenshots
 
-    if not screenshots.fonts_available():
-        pytest.skip("fonts-noto-cjk not installed: cannot render test screenshots")
+    screenshots.require_real_ocr()
     service = OcrService(max_workers=1, max_queue=4, timeout=60.0)
     yield service
     service.close()

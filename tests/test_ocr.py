@@ -403,10 +403,7 @@ REAL_CASES = [
 
 @pytest.fixture(scope="module")
 def real_service() -> Iterator[OcrService]:
-    for module in ("rapidocr", "onnxruntime"):
-        pytest.importorskip(module, reason=f"OCR extra not installed (pip install 'claude-doctor[ocr]'): no {module}")
-    if not screenshots.fonts_available():
-        pytest.skip("fonts-noto-cjk not installed: cannot render test screenshots")
+    screenshots.require_real_ocr()
     svc = OcrService(max_workers=1, max_queue=len(REAL_CASES), timeout=60.0)
     yield svc
     svc.close()

@@ -84,10 +84,7 @@ def choose(cases: list[Case]) -> list[tuple[Case, str, screenshots.Shot]]:
 
 @pytest.fixture(scope="module")
 def service() -> Iterator[OcrService]:
-    for module in ("rapidocr", "onnxruntime"):
-        pytest.importorskip(module, reason=f"OCR extra not installed (pip install 'claude-doctor[ocr]'): no {module}")
-    if not screenshots.fonts_available():
-        pytest.skip("fonts-noto-cjk not installed: cannot render test screenshots")
+    screenshots.require_real_ocr()
     svc = OcrService(max_workers=1, max_queue=0, timeout=60.0)
     yield svc
     svc.close()
