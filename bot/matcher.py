@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections import defaultdict
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ _SPACELESS_RATIO = 15
 _SPACELESS_MIN = 6
 # Error-type tokens with a typo ("overlaoded_error") still count, a little less, at this similarity.
 _TOKEN_TYPO_RATIO = 88.0
+_NEAR_CACHE = 20_000
 _WORD = re.compile(r"[a-z0-9_]+(?:['./-][a-z0-9_]+)*")
 _PARTS = re.compile(r"['./-]")
 _UNDERSCORED = re.compile(r"[a-z0-9]+_[a-z0-9_]*")
@@ -93,13 +95,19 @@ def _status_codes(cleaned: str) -> set[int]:
     if bare.isdigit():
         return {int(bare)} if len(bare) == 3 and bare[0] in "12345" else set()
     codes = set()
+    # Logs are full of numbers: the window before one is searched only if an error word starts in it.
+    triggers: list[int] | None = None
     for m in _NUMBER.finditer(cleaned):
         start, end = m.span(1)
-        if (
-            m.group(2)
-            or _STATUS_BEFORE.search(cleaned[max(0, start - 30) : start])
-            or _STATUS_AFTER.match(cleaned, end)
-        ):
+        if start and cleaned[start - 1] in _NOT_BEFORE_NUMBER:
+            continue
+        if m.group(2) or _STATUS_AFTER.match(cleaned, end):
+            codes.add(int(m.group(1)))
+            continue
+        if triggers is None:
+            triggers = [t.start() for t in _STATUS_WORD.finditer(cleaned)]
+        i = bisect.bisect_left(triggers, start - 30)
+        if i < len(triggers) and triggers[i] < start and _STATUS_BEFORE.search(cleaned[max(0, start - 30) : start]):
             codes.add(int(m.group(1)))
     return codes
 
@@ -125,17 +133,35 @@ _PLURAL = re.compile(r"\b([a-z0-9]{2,}[a-z0-9](?<![sui]))s\b")
 
 
 def _words(cleaned: str) -> list[str]:
-    return _WORD.findall(_PLURAL.sub(r"\1", cleaned))
+    """The text's words, each in its canonical singular (logs repeat words, so each spelling is folded once)."""
+    words = _WORD.findall(cleaned)
+    folded = _FOLDED
+    if len(folded) > _FOLD_CACHE:
+        folded.clear()
+    for i, word in enumerate(words):
+        one = folded.get(word)
+        if one is None:
+            one = folded[word] = _PLURAL.sub(r"\1", word)
+        words[i] = one
+    return words
+
+
+_FOLDED: dict[str, str] = {}
+_FOLD_CACHE = 50_000
 
 
 # OCR reads l as 1 and o as 0 inside words: "e1evated err0rs".
 _LEET = str.maketrans("01345", "oleas")
 _MIXED = re.compile(r"(?=.*[a-z])(?=.*[0-9])")
-_NUMBER = re.compile(r"(?<![0-9.,:])([1-5][0-9]{2})(s?)(?![0-9]|[.,:][0-9])")
+# Three digits not inside a longer number or version; the look-behind is checked in code (a regex one costs at
+# every position of a long log).
+_NUMBER = re.compile(r"([1-5][0-9]{2})(s?)(?![0-9]|[.,:][0-9])")
+_NOT_BEFORE_NUMBER = frozenset("0123456789.,:")
 # Before a status code: an error word, maybe a word or an HTTP version between ("api error: repeated 529").
 _STATUS_BEFORE = re.compile(
     r"(?:error|status|code|http|api|错误|状态码|返回)(?:[^0-9a-z]{1,12}|\W+[a-z]+\W+|/[0-9.]+\s+)$"
 )
+_STATUS_WORD = re.compile(r"error|status|code|http|api|错误|状态码|返回")
 # After it: a JSON body, a dash, or the status's own reason phrase.
 _STATUS_AFTER = re.compile(
     r"\s*(?:\{|-\s|overloaded|internal|too many|bad gateway|service unavailable|gateway|unauthorized|forbidden"
@@ -290,6 +316,7 @@ class Matcher:
                     self.deletions.setdefault(variant, word)
         self.signature_grams = [max(1, len(t) - _GRAM + 1) for t in self.signature_texts]
         self.typo_tokens = [t for t in self.tokens if "_" in t]
+        self._near: dict[str, str | None] = {}
         self.error_types = frozenset(t for e in iter_entries(kb) for t in e.error_types)
         self.patterns = [(re.compile(p), e.id, p, w) for e in iter_entries(kb) for p, w in e.patterns.items()]
         vocab = kb.vocabularies
@@ -506,19 +533,27 @@ class Matcher:
                 scores[entry_id].add_evidence(token, w)
         for word in set(_UNDERSCORED.findall(cleaned)) - self.tokens.keys():
             if len(word) >= 8:
-                # A token cut short ("overloaded_") or misspelt ("overlaoded_error") still names its type.
-                prefixed = next((t for t in self.typo_tokens if t.startswith(word)), None)
-                hit = (
-                    (prefixed, 100.0, 0)
-                    if prefixed
-                    else process.extractOne(word, self.typo_tokens, scorer=fuzz.ratio, score_cutoff=_TOKEN_TYPO_RATIO)
-                )
-                if hit is not None:
-                    for entry_id, token, w in self.tokens[hit[0]]:
+                near = self._near_token(word)
+                if near is not None:
+                    for entry_id, token, w in self.tokens[near]:
                         scores[entry_id].add_evidence(token, w * 0.9)
         for code in _status_codes(cleaned):
             for entry_id, w in self.status_codes.get(code, ()):
                 scores[entry_id].add_evidence(f"HTTP {code}", w)
+
+    def _near_token(self, word: str) -> str | None:
+        """The error-type token that `word` is cut short from ("overloaded_") or misspells ("overlaoded_error").
+        Remembered per word: logs repeat their identifiers, and a fuzzy search over every token is the cost."""
+        if word in self._near:
+            return self._near[word]
+        if len(self._near) > _NEAR_CACHE:
+            self._near.clear()
+        near = next((t for t in self.typo_tokens if t.startswith(word)), None)
+        if near is None:
+            hit = process.extractOne(word, self.typo_tokens, scorer=fuzz.ratio, score_cutoff=_TOKEN_TYPO_RATIO)
+            near = hit[0] if hit else None
+        self._near[word] = near
+        return near
 
     def _anthropic_evidence(self, s: _Score) -> bool:
         return any(what in self.error_types and w >= _SPECIFIC_STATUS for what, w in s.evidence or ())
