@@ -91,7 +91,16 @@ class ContextFactors:
     foreign_and_claude: float = 0.75
 
 
-VOCABULARIES = ("claude_words", "domain_words", "trouble_words", "question_words", "foreign_words", "chatty_words")
+VOCABULARIES = (
+    "claude_words",
+    "domain_words",
+    "trouble_words",
+    "question_words",
+    "foreign_words",
+    "elsewhere_words",
+    "chatty_words",
+    "negations",
+)
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,8 @@ _SPACELESS_MIN = 6
 # Error-type tokens with a typo ("overlaoded_error") still count, a little less, at this similarity.
 _TOKEN_TYPO_RATIO = 88.0
 _NEAR_CACHE = 20_000
+# The pseudo-entry that negation phrases are filed under.
+_NEGATION = ""
 _WORD = re.compile(r"[a-z0-9_]+(?:['./-][a-z0-9_]+)*")
 _PARTS = re.compile(r"['./-]")
 _UNDERSCORED = re.compile(r"[a-z0-9]+_[a-z0-9_]*")
@@ -270,6 +272,7 @@ class _Context:
     trouble: bool
     question: bool
     foreign: bool
+    elsewhere: bool
     terse: bool
     chatty: bool
 
@@ -302,6 +305,10 @@ class Matcher:
                 self.tokens[token].append((entry.id, token, w))
             for code, w in entry.status_codes.items():
                 self.status_codes[code].append((entry.id, w))
+        # Negations ("no connection issues", "没有报错") are cues of no entry: matched, they cancel the cues they
+        # contain, the way a longer cue of another entry does.
+        for phrase in kb.vocabularies["negations"]:
+            self._index_cue(_NEGATION, phrase, 0.0)
         self.first_words = frozenset(self.word_cues)
         self.cjk_cue_heads: dict[str, list[tuple[str, str, str, float]]] = defaultdict(list)
         for item in self.cjk_cues:
@@ -325,6 +332,7 @@ class Matcher:
         self.question_words = _Vocabulary(vocab["question_words"])
         self.trouble_words = _Vocabulary(vocab["trouble_words"])
         self.foreign_words = _Vocabulary(vocab["foreign_words"])
+        self.elsewhere_words = _Vocabulary(vocab["elsewhere_words"])
         self.chatty_words = _Vocabulary(vocab["chatty_words"])
 
     def _vocabulary_words(self, kb: KnowledgeBase) -> frozenset[str]:
@@ -415,7 +423,9 @@ class Matcher:
         self._match_evidence(cleaned, lookup, scores)
         self._match_patterns(packed, scores)
         asks = cleaned.rstrip().endswith(("?", "？"))
-        return self._decide(scores, self._context(packed, lookup, len(words), spaceless, asks, heads), threshold)
+        negated = scores[_NEGATION].cues if _NEGATION in scores else None
+        ctx = self._context(packed, lookup, len(words), spaceless, asks, heads, negated)
+        return self._decide(scores, ctx, threshold)
 
     def _candidates(self, packed: str) -> list[tuple[int, str]]:
         """Signatures sharing enough n-grams with the text, best first, each with the stretch of text to score."""
@@ -573,19 +583,36 @@ class Matcher:
                 scores[entry_id].add_evidence(f"pattern {source}", w)
 
     def _context(
-        self, packed: str, words: list[str], word_count: int, spaceless: bool, asks: bool, heads: set[str]
+        self,
+        packed: str,
+        words: list[str],
+        word_count: int,
+        spaceless: bool,
+        asks: bool,
+        heads: set[str],
+        negated: list[tuple[str, float]] | None = None,
     ) -> _Context:
         present = set(words)
         joined = f" {' '.join(words)} "
         chatty = self.chatty_words.found(present, joined, packed, heads, False)
         hanzi = sum(len(run) for run in _CJK_RUN.findall(packed)) if heads else 0
         size = word_count + hanzi / 2.5
+        trouble = self.trouble_words.found(present, joined, packed, heads, spaceless)
+        if trouble and negated:
+            # "no errors at all" reports no trouble: look again without the negated phrases.
+            for phrase, _ in negated:
+                body = phrase.rstrip("*")
+                joined = joined.replace(f" {' '.join(_words(body))} ", " | ")
+                packed = packed.replace(compact(body), "|")
+            present = set(joined.split())
+            trouble = self.trouble_words.found(present, joined, packed, heads, spaceless)
         return _Context(
             claude=self.claude_words.found(present, joined, packed, heads, spaceless),
             domain=self.domain_words.found(present, joined, packed, heads, spaceless),
-            trouble=self.trouble_words.found(present, joined, packed, heads, spaceless),
+            trouble=trouble,
             question=self.question_words.found(present, joined, packed, heads, False) or asks,
             foreign=self.foreign_words.found(present, joined, packed, heads, spaceless),
+            elsewhere=self.elsewhere_words.found(present, joined, packed, heads, spaceless),
             # Run-together OCR text is a screenshot of the error itself, however it reads.
             terse=spaceless or (not chatty and size <= self.kb.terse_words),
             chatty=chatty,
@@ -617,8 +644,11 @@ class Matcher:
     def _decide(self, scores: dict[str, _Score], ctx: _Context, threshold: float) -> Diagnosis:
         totals: dict[str, float] = {}
         cue_factor = self._cue_factor(ctx)
-        foreign = ctx.foreign and not ctx.claude
+        # The user's own surroundings (home broadband, the subway) say "something else" only where Claude isn't
+        # named: "Claude times out on the campus network" is ours.
+        foreign = (ctx.foreign or ctx.elsewhere) and not ctx.claude
         _drop_explained_cues(scores)
+        scores.pop(_NEGATION, None)
         # A question with no trouble word asks about a thing ("what does HTTP 529 mean?") rather than reporting it.
         asking = ctx.question and not ctx.trouble
         for entry_id, s in scores.items():

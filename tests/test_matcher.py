@@ -114,6 +114,23 @@ def test_ordinary_chat_is_left_alone(text: str) -> None:
     assert diagnose(text).cause is None
 
 
+@pytest.mark.parametrize(
+    ("denied", "reported"),
+    [
+        ("claude answered in two seconds, no connection issues at all today", "claude keeps having connection issues"),
+        ("Claude 今天回复很快，没有报错也没掉线", "Claude 今天一直掉线"),
+    ],
+)
+def test_a_negated_problem_is_not_reported(denied: str, reported: str) -> None:
+    assert diagnose(reported).cause == "network"
+    assert diagnose(denied).cause is None
+
+
+def test_the_users_own_surroundings_count_against_claude_only_when_claude_is_not_named() -> None:
+    assert diagnose("校园网又断了，宿舍里什么都打不开").cause is None
+    assert diagnose("校园网访问 Claude 一直超时，换手机热点就好了").cause == "network"
+
+
 def test_known_non_cause_is_reported_as_known() -> None:
     d = diagnose("Your credit balance is too low to access the Anthropic API.")
     assert (d.cause, d.known) == (None, "billing")
