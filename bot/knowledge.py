@@ -91,6 +91,8 @@ class ContextFactors:
     foreign_and_claude: float = 0.75
 
 
+# What a word-list entry may hold: anything else is dropped when text is split into words.
+_UNMATCHED = re.compile(r"[^0-9a-z\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\s'./_-]")
 VOCABULARIES = (
     "claude_words",
     "domain_words",
@@ -624,8 +626,13 @@ class _FileReader:
                 self.acc.terse_words = count
         for name in VOCABULARIES:
             if name in fields:
-                words = self.string_list(fields[name][1], name)
-                self.acc.vocabularies[name] = [clean(w) for w, _ in words or ()]
+                words = self.string_list(fields[name][1], name) or []
+                for w, item in words:
+                    dropped = _UNMATCHED.findall(clean(w))
+                    if dropped:
+                        # Words are letters, digits and hanzi joined by ' . / - _: "c++" would be the word "c".
+                        self.problem(item, f"{name}: '{w}' has {''.join(dropped)!r}, which matching ignores")
+                self.acc.vocabularies[name] = [clean(w) for w, _ in words]
 
     def read_peak(self, root: yaml.MappingNode, fields: dict[str, tuple[yaml.Node, yaml.Node]]) -> None:
         data = yaml.SafeLoader("").construct_document(root)  # type: ignore[no-untyped-call]

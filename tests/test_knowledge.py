@@ -136,6 +136,14 @@ def test_bad_weight_names_file_and_line(kb_copy: Path) -> None:
     assert f"{where}: 'network' cues: the weight of 'vpn' must be a number in (0, 1], got 'high'" in problems
 
 
+def test_a_word_list_entry_with_characters_matching_ignores_is_refused(kb_copy: Path) -> None:
+    path = kb_copy / "matcher.yaml"
+    edit(path, "foreign_words:\n", "foreign_words:\n  - c++\n")
+    problems = problems_of(kb_copy)
+    where = f"{path}:{line_of(path, '- c++')}"
+    assert f"{where}: foreign_words: 'c++' has '++', which matching ignores" in problems
+
+
 def test_missing_cause_is_reported(kb_copy: Path) -> None:
     (kb_copy / "capacity.yaml").unlink()
     assert any("the cause 'capacity' is missing" in p for p in problems_of(kb_copy))
