@@ -36,10 +36,21 @@ def test_research_non_cause_is_named_honestly(case: Case) -> None:
 
 
 # Regression bars on the sets we tune on, at the levels measured when they were set (tune: written with the
-# research file; dev: new wordings; dev2: adversarial near-misses and other programs' errors).
+# research file; dev: new wordings; dev2: adversarial near-misses and other programs' errors; dev4c: code, logs and
+# API questions full of error words; dev5: users' own descriptions with no error string, added last).
 @pytest.mark.parametrize(
     ("name", "top1", "fp"),
-    [("tune.jsonl", 0.98, 0.01), ("dev.jsonl", 0.95, 0.01), ("dev2.jsonl", 0.90, 0.03), ("dev3.jsonl", 0.91, 0.03)],
+    [
+        ("tune.jsonl", 0.98, 0.01),
+        ("dev.jsonl", 0.95, 0.01),
+        ("dev2.jsonl", 0.92, 0.03),
+        ("dev3.jsonl", 0.95, 0.02),
+        ("dev4a.jsonl", 0.98, 0.01),
+        ("dev4b.jsonl", 0.98, 0.01),
+        ("dev4c.jsonl", 0.96, 0.10),
+        ("dev5a.jsonl", 0.83, 0.07),
+        ("dev5b.jsonl", 0.82, 0.03),
+    ],
 )
 def test_development_sets_stay_accurate(name: str, top1: float, fp: float) -> None:
     report = evaluate(get_matcher(), load_cases(DATA / name))
@@ -49,12 +60,12 @@ def test_development_sets_stay_accurate(name: str, top1: float, fp: float) -> No
 
 def test_held_out_set_does_not_regress() -> None:
     """A guard at the level measured on the held-out set, not its target: issue 2 asks for top-1 >= 95% and
-    <= 2% false positives, measured 91.5% and 2.1% when this was written. Misses are not printed (nobody tunes
-    on this set); raise these numbers as the matcher improves."""
+    <= 2% false positives, measured 92.4% and 1.6% when this was last raised. Misses are not printed (nobody
+    tunes on this set); raise these numbers as the matcher improves."""
     report = evaluate(get_matcher(), load_cases(DATA / "heldout.jsonl"))
     assert report.cause_cases >= 200 and report.negatives >= 150
-    assert report.top1 >= 0.91, f"top-1 {report.top1:.1%}"
-    assert report.fp_rate <= 0.025, f"false positives {report.fp_rate:.1%}"
+    assert report.top1 >= 0.92, f"top-1 {report.top1:.1%}"
+    assert report.fp_rate <= 0.02, f"false positives {report.fp_rate:.1%}"
 
 
 def test_strict_level_makes_no_false_positives_on_held_out_chatter() -> None:
