@@ -81,6 +81,35 @@ def _cjk_heads(packed: str) -> set[str]:
     return heads
 
 
+def _required_literal(pattern: str) -> str:
+    """The longest run of plain characters that every match of `pattern` contains ("" if unsure): outside groups,
+    classes and counts, without escapes, and not made optional by a quantifier."""
+    if "|" in re.sub(r"\(.*?\)|\[.*?\]", "", pattern):
+        return ""  # an alternation at the top level: no part is required
+    runs, run, depth, i = [], "", 0, 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\":
+            runs.append(run)
+            run, i = "", i + 2
+            continue
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        if depth or ch in "()[]{}" or not (ch.isalnum() or has_cjk(ch)):
+            runs.append(run)
+            run = ""
+        elif i + 1 < len(pattern) and pattern[i + 1] in "?*{":
+            runs.append(run)  # "s?" or "x{0,2}": this character may be absent
+            run = ""
+        else:
+            run += ch
+        i += 1
+    runs.append(run)
+    return max(runs, key=weight)
+
+
 def _head(cue: str) -> str:
     """The key a hanzi cue is filed under: its first two characters if both are hanzi, else "" (always checked)."""
     return cue[:2] if _CJK_RUN.fullmatch(cue[:2]) else ""
@@ -242,27 +271,28 @@ class _Vocabulary:
 
     def __init__(self, entries: tuple[str, ...]) -> None:
         self.single: set[str] = set()
-        self.phrases: list[str] = []
-        self.cjk: list[str] = []
+        # Phrases and hanzi entries are tried only when their first word, or first two hanzi, is in the text.
+        self.phrases: list[tuple[str, str]] = []
+        self.cjk: list[tuple[str, str]] = []
         self.packed = [p for p in map(compact, entries) if len(p) >= _SPACELESS_MIN and not has_cjk(p)]
         for entry in entries:
             if has_cjk(entry):
-                self.cjk.append(compact(entry))
+                self.cjk.append((_head(compact(entry)), compact(entry)))
                 continue
             words = _words(entry)
             if len(words) == 1:
                 self.single.add(words[0])
             elif words:
-                self.phrases.append(f" {' '.join(words)} ")
+                self.phrases.append((words[0], f" {' '.join(words)} "))
 
     def found(self, words: set[str], joined: str, packed: str, heads: set[str], spaceless: bool) -> bool:
         if not self.single.isdisjoint(words):
             return True
-        if heads and any((_head(c) in heads or not _head(c)) and c in packed for c in self.cjk):
+        if heads and any((not head or head in heads) and c in packed for head, c in self.cjk):
             return True
         if spaceless and any(p in packed for p in self.packed):
             return True
-        return any(p in joined for p in self.phrases)
+        return any(first in words and p in joined for first, p in self.phrases)
 
 
 @dataclass(frozen=True)
@@ -325,7 +355,9 @@ class Matcher:
         self.typo_tokens = [t for t in self.tokens if "_" in t]
         self._near: dict[str, str | None] = {}
         self.error_types = frozenset(t for e in iter_entries(kb) for t in e.error_types)
-        self.patterns = [(re.compile(p), e.id, p, w) for e in iter_entries(kb) for p, w in e.patterns.items()]
+        self.patterns = [
+            (_required_literal(p), re.compile(p), e.id, p, w) for e in iter_entries(kb) for p, w in e.patterns.items()
+        ]
         vocab = kb.vocabularies
         self.claude_words = _Vocabulary(vocab["claude_words"])
         self.domain_words = _Vocabulary(vocab["domain_words"])
@@ -578,8 +610,9 @@ class Matcher:
         return 1.0
 
     def _match_patterns(self, packed: str, scores: dict[str, _Score]) -> None:
-        for pattern, entry_id, source, w in self.patterns:
-            if pattern.search(packed):
+        for needle, pattern, entry_id, source, w in self.patterns:
+            # A substring test first: a regex opening with a class or group is tried at every position of the text.
+            if needle in packed and pattern.search(packed):
                 scores[entry_id].add_evidence(f"pattern {source}", w)
 
     def _context(

@@ -73,7 +73,9 @@ def to_simplified(text: str) -> str:
 def clean(text: str) -> str:
     """Case-fold and fold the Unicode variants users paste (full-width, curly quotes, zero-width, Traditional)."""
     text = _INVISIBLE.sub("", text)
-    text = _PUNCT.sub(lambda m: _PUNCT_MAP[m.group()], unicodedata.normalize("NFKC", text)).casefold()
+    if not unicodedata.is_normalized("NFKC", text):  # the quick check is much cheaper than normalising
+        text = unicodedata.normalize("NFKC", text)
+    text = _PUNCT.sub(lambda m: _PUNCT_MAP[m.group()], text).casefold()
     if _COMBINING.search(text):
         text = unicodedata.normalize("NFC", _COMBINING.sub("", unicodedata.normalize("NFD", text)))
     if _LOOKALIKE.search(text):

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bot.matcher import MAX_INPUT_CHARS, Diagnosis, diagnose
+from bot.matcher import MAX_INPUT_CHARS, Diagnosis, _required_literal, diagnose
 
 CAPACITY = "Due to unexpected capacity constraints, Claude is unable to respond to your message. Please try again soon."
 INTERRUPTED = (
@@ -148,3 +148,20 @@ def test_json_shape() -> None:
     assert 0 <= obj["confidence"] <= 1
     json.dumps(obj)
     assert "capacity" in obj["evidence"]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "needle"),
+    [
+        ("waituntil[0-9]", "waituntil"),
+        ("messages?until[0-9]", "message"),
+        ("[0-9]{1,3}messages?(remaining|left)", "message"),
+        ("等到(下午|凌晨)?[0-9]{1,4}点", "等到"),
+        ("(还剩|只剩)[0-9]{1,3}条", "条"),
+        ("(new|fresh)chat", "chat"),
+        ("ab|cd", ""),
+        (r"a\dbc", "bc"),
+    ],
+)
+def test_a_pattern_is_tried_only_where_its_required_text_occurs(pattern: str, needle: str) -> None:
+    assert _required_literal(pattern) == needle
