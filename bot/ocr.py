@@ -358,7 +358,12 @@ def read_file(path: str | os.PathLike[str], *, max_side: int = MAX_SIDE) -> str:
     global _CLI_HOLDER
     if not ocr_available():
         raise OcrUnavailable("OCR is not installed: pip install 'claude-doctor[ocr]'")
-    data = Path(path).read_bytes()
+    size = Path(path).stat().st_size
+    if size > MAX_BYTES:
+        raise ImageRejected("too_large", f"{size} bytes > {MAX_BYTES}")
+    with Path(path).open("rb") as fh:
+        # Bounded even so: a file can grow after the check, and pipes report no size.
+        data = fh.read(MAX_BYTES + 1)
     check_image(data, MAX_BYTES, MAX_PIXELS)
     if _CLI_HOLDER is None:
         _CLI_HOLDER = _EngineHolder(default_engine, os.cpu_count() or 1)

@@ -371,6 +371,18 @@ async def test_unavailable_when_extra_missing(monkeypatch: pytest.MonkeyPatch, t
         await svc.read(_png())
 
 
+def test_a_file_over_the_limit_is_refused_without_reading_it_whole(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    monkeypatch.setattr(ocr, "ocr_available", lambda: True)
+    path = tmp_path / "huge.png"
+    with path.open("wb") as fh:
+        fh.truncate(4 * ocr.MAX_BYTES)  # sparse: no disk used
+    with pytest.raises(ImageRejected) as caught:
+        ocr.read_file(path)
+    assert caught.value.reason == "too_large"
+
+
 async def test_close_answers_waiting_reads(service: OcrService, fake: FakeEngine) -> None:
     fake.gate = threading.Event()
     running = asyncio.create_task(service.read(_png()))
