@@ -799,6 +799,22 @@ async def on_membership(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         log.info("membership in chat %s is now %s", change.chat.id, status)
 
 
+async def on_migration(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A group upgraded to a supergroup gets a new id: settings and the subscription follow it. Telegram says so
+    in both chats; the second notice finds nothing left to move."""
+    message = update.effective_message
+    if message is None:
+        return
+    if message.migrate_to_chat_id:
+        old_id, new_id = message.chat_id, message.migrate_to_chat_id
+    elif message.migrate_from_chat_id:
+        old_id, new_id = message.migrate_from_chat_id, message.chat_id
+    else:
+        return
+    log.info("chat %s moved to %s", old_id, new_id)
+    doctor_of(context).storage.move_chat(old_id, new_id)
+
+
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Log the failing update's id and the error; a private chat gets a short apology, never a traceback."""
     update_id = update.update_id if isinstance(update, Update) else None
@@ -856,4 +872,5 @@ def register(application: Application) -> None:  # type: ignore[type-arg]
     application.add_handler(CallbackQueryHandler(on_button))
     application.add_handler(InlineQueryHandler(on_inline_query))
     application.add_handler(ChatMemberHandler(on_membership, ChatMemberHandler.MY_CHAT_MEMBER))
+    application.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, on_migration))
     application.add_error_handler(on_error)

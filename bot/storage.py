@@ -145,6 +145,15 @@ class Storage:
         self.db.execute("DELETE FROM answers WHERE chat_id = ?", (chat_id,))
         self.unsubscribe(chat_id)
 
+    def move_chat(self, old_id: int, new_id: int) -> None:
+        """A group became a supergroup with a new id: its settings and subscription go with it (what the new id
+        already has wins); answers to the old group's messages are dropped, those messages can't be edited now."""
+        with self._transaction():
+            for table in ("chat_settings", "subscriptions"):
+                self.db.execute(f"UPDATE OR IGNORE {table} SET chat_id = ? WHERE chat_id = ?", (new_id, old_id))
+                self.db.execute(f"DELETE FROM {table} WHERE chat_id = ?", (old_id,))
+            self.db.execute("DELETE FROM answers WHERE chat_id = ?", (old_id,))
+
     # --- time zones -------------------------------------------------------------------------------
 
     def user_tz(self, user_id: int) -> str | None:

@@ -498,6 +498,16 @@ class UpdateFactory:
         )
         return {"message": msg}
 
+    def migration(self, old_chat_id: int, new_chat_id: int) -> list[dict[str, Any]]:
+        """The two service messages Telegram sends when a group becomes a supergroup: one in the old group
+        (``migrate_to_chat_id``), one in the new supergroup (``migrate_from_chat_id``)."""
+        old = self.group_chat(old_chat_id, chat_type="group")
+        new = self.group_chat(new_chat_id)
+        return [
+            {"message": self._message(old, self.user(), migrate_to_chat_id=new_chat_id)},
+            {"message": self._message(new, self.user(), migrate_from_chat_id=old_chat_id)},
+        ]
+
     def edited_message(self, original: dict[str, Any], text: str) -> dict[str, Any]:
         """The ``edited_message`` update for ``original`` (an update or message) now reading ``text``."""
         msg = copy.deepcopy(_as_message(original))

@@ -320,6 +320,21 @@ async def test_removed_from_a_group_drops_its_subscription(bot: App, fake_bot_ap
     assert poll_jobs(bot) == []
 
 
+async def test_a_group_upgraded_to_a_supergroup_keeps_its_subscription_and_settings(
+    bot: App, fake_bot_api: FakeBotApi
+) -> None:
+    old_id, new_id = -4242, -1004242
+    storage = doctor(bot).storage
+    storage.subscribe(old_id, "zh")
+    storage.set_autoreply(old_id, False)
+    for update in fake_bot_api.make.migration(old_id, new_id):
+        fake_bot_api.push_update(update)
+    await say(fake_bot_api, "/start")  # handled after both notices
+    assert storage.is_subscribed(new_id) and not storage.is_subscribed(old_id)
+    assert storage.chat(new_id).autoreply is False
+    assert [s.lang for s in storage.subscriptions()] == ["zh"]
+
+
 async def test_failing_page_backs_the_poll_off_and_recovery_resets_it(
     bot: App, fake_bot_api: FakeBotApi, page: FakeStatuspage
 ) -> None:

@@ -50,6 +50,15 @@ def test_forgetting_a_chat_drops_its_subscription(store: Storage) -> None:
     assert not store.is_subscribed(-100)
 
 
+def test_moving_a_chat_keeps_what_the_new_id_already_has(store: Storage) -> None:
+    store.set_chat_lang(1, "zh")
+    store.set_chat_lang(2, "en")
+    store.remember_answer(1, 10, 11)
+    store.move_chat(1, 2)
+    assert store.chat(2).lang == "en" and store.chat(1).lang is None
+    assert store.answer_for(1, 10) is None
+
+
 def test_no_baseline_until_the_first_save_then_the_incidents_round_trip(tmp_path: Path) -> None:
     store = Storage(tmp_path)
     assert store.seen_incidents() is None
