@@ -122,6 +122,8 @@ def _parts(words: list[str]) -> list[str]:
 def _status_codes(cleaned: str) -> set[int]:
     """HTTP status codes the text gives as such: after an error word, before a reason or body, in the plural
     ("500s"), or alone."""
+    if len(cleaned) <= _OCR_CODE_MAX and _OCR_CODE.search(cleaned):
+        cleaned = _OCR_CODE.sub(lambda m: m.group().translate(_OCR_DIGITS), cleaned)
     bare = cleaned.strip()
     if bare.isdigit():
         return {int(bare)} if len(bare) == 3 and bare[0] in "12345" else set()
@@ -192,6 +194,10 @@ _NOT_BEFORE_NUMBER = frozenset("0123456789.,:")
 _STATUS_BEFORE = re.compile(
     r"(?:error|status|code|http|api|错误|状态码|返回)(?:[^0-9a-z]{1,12}|\W+[a-z]+\W+|/[0-9.]+\s+)$"
 )
+# OCR reads 0 as o and 1 as l inside a status code ("5O3", "5OO"): folded back in chat-sized texts only.
+_OCR_CODE = re.compile(r"(?<![a-z0-9])[1-5](?:[0-9][ol]|[ol][0-9]|[ol]{2})(?![a-z0-9])")
+_OCR_DIGITS = str.maketrans("ol", "01")
+_OCR_CODE_MAX = 2000
 _STATUS_WORD = re.compile(r"error|status|code|http|api|错误|状态码|返回")
 # After it: a JSON body, a dash, or the status's own reason phrase.
 _STATUS_AFTER = re.compile(

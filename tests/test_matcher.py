@@ -126,6 +126,10 @@ def test_a_negated_problem_is_not_reported(denied: str, reported: str) -> None:
     assert diagnose(denied).cause is None
 
 
+def test_a_status_code_misread_by_ocr_still_counts() -> None:
+    assert diagnose("APl Error: 5O3 Service Unavai1able").cause == "service"
+
+
 def test_the_users_own_surroundings_count_against_claude_only_when_claude_is_not_named() -> None:
     assert diagnose("校园网又断了，宿舍里什么都打不开").cause is None
     assert diagnose("校园网访问 Claude 一直超时，换手机热点就好了").cause == "network"
