@@ -50,6 +50,7 @@ def test_research_non_cause_is_named_honestly(case: Case) -> None:
         ("dev4c.jsonl", 0.96, 0.10),
         ("dev5a.jsonl", 0.83, 0.07),
         ("dev5b.jsonl", 0.84, 0.03),
+        ("dev6.jsonl", 0.95, 0.01),
     ],
 )
 def test_development_sets_stay_accurate(name: str, top1: float, fp: float) -> None:
@@ -60,7 +61,7 @@ def test_development_sets_stay_accurate(name: str, top1: float, fp: float) -> No
 
 def test_held_out_set_does_not_regress() -> None:
     """A guard at the level measured on the held-out set, not its target: issue 2 asks for top-1 >= 95% and
-    <= 2% false positives, measured 92.4% and 1.6% when this was last raised. Misses are not printed (nobody
+    <= 2% false positives, measured 92.9% and 1.6% when this was last raised. Misses are not printed (nobody
     tunes on this set); raise these numbers as the matcher improves."""
     report = evaluate(get_matcher(), load_cases(DATA / "heldout.jsonl"))
     assert report.cause_cases >= 200 and report.negatives >= 150
