@@ -91,6 +91,8 @@ class ContextFactors:
     foreign_and_claude: float = 0.75
 
 
+# libyaml parses the knowledge base about ten times faster than pure Python, with the same line marks.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # What a word-list entry may hold: anything else is dropped when text is split into words.
 _UNMATCHED = re.compile(r"[^0-9a-z\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\s'./_-]")
 VOCABULARIES = (
@@ -256,7 +258,7 @@ class _FileReader:
             self.acc.problems.append(f"{self.name}: cannot read: {exc}")
             return
         try:
-            root = yaml.compose(text, Loader=yaml.SafeLoader)
+            root = yaml.compose(text, Loader=_YAML_LOADER)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             line = f":{mark.line + 1}" if mark is not None else ""
