@@ -515,7 +515,9 @@ class Matcher:
             if coverage >= 0.5 and matched >= 0.7 * text_weight:
                 # The text is essentially this error, whole or cut short: that is convincing even when short.
                 strength = max(strength, 0.9)
-            score = _ratio_quality(ratio) * strength
+            # A copy cut short scores a little under a whole one, so that when two errors open alike
+            # ("Claude is currently experiencing ..."), the one the text holds in full wins.
+            score = _ratio_quality(ratio) * strength * (0.9 + 0.1 * coverage)
             slot = scores[sig.entry]
             if score > slot.signature:
                 slot.signature, slot.signature_text, slot.also = score, sig.text, sig.also
