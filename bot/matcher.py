@@ -582,6 +582,9 @@ class Matcher:
             for entry_id, token, w in self.tokens[word]:
                 scores[entry_id].add_evidence(token, w)
         for word in set(_UNDERSCORED.findall(cleaned)) - self.tokens.keys():
+            if _MIXED.match(word):
+                # OCR's digits for letters: "err_c0nnecti0n_reset".
+                word = word.translate(_LEET)
             if len(word) >= 8:
                 near = self._near_token(word)
                 if near is not None:

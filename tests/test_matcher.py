@@ -130,6 +130,19 @@ def test_a_status_code_misread_by_ocr_still_counts() -> None:
     assert diagnose("APl Error: 5O3 Service Unavai1able").cause == "service"
 
 
+def test_an_error_type_misread_by_ocr_still_counts() -> None:
+    assert diagnose("net::ERR_C0NNECTl0N_CL0SED").cause == "network"
+
+
+def test_a_platform_that_runs_claude_is_not_another_programs_error() -> None:
+    assert diagnose("docker: Error response from daemon: connection timed out, no such host").cause is None
+    assert diagnose("Claude Code inside my docker container: connection timed out every time").cause == "network"
+
+
+def test_a_signature_held_whole_beats_one_it_only_opens_like() -> None:
+    assert diagnose("Claude is currently experiencing high demand").cause == "capacity"
+
+
 def test_the_users_own_surroundings_count_against_claude_only_when_claude_is_not_named() -> None:
     assert diagnose("校园网又断了，宿舍里什么都打不开").cause is None
     assert diagnose("校园网访问 Claude 一直超时，换手机热点就好了").cause == "network"
