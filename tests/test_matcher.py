@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from bot.matcher import MAX_INPUT_CHARS, Diagnosis, _required_literal, diagnose
+from bot.matcher import MAX_INPUT_CHARS, Diagnosis, _required_literal, _status_codes, diagnose
+from bot.normalize import clean
 
 CAPACITY = "Due to unexpected capacity constraints, Claude is unable to respond to your message. Please try again soon."
 INTERRUPTED = (
@@ -124,6 +125,19 @@ def test_ordinary_chat_is_left_alone(text: str) -> None:
 def test_a_negated_problem_is_not_reported(denied: str, reported: str) -> None:
     assert diagnose(reported).cause == "network"
     assert diagnose(denied).cause is None
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [("又报529了", 529), ("批量任务被429了", 429), ("keep getting 529 on opus", 529), ("got a 429 from the api", 429)],
+)
+def test_a_status_code_after_a_verb_of_getting_it_counts(text: str, code: int) -> None:
+    assert _status_codes(clean(text)) == {code}
+
+
+@pytest.mark.parametrize("text", ["我有 500 条消息", "价格 429 元", "meet at 529 main street"])
+def test_a_number_that_is_no_status_code_is_left_alone(text: str) -> None:
+    assert _status_codes(clean(text)) == set()
 
 
 def test_a_status_code_misread_by_ocr_still_counts() -> None:
