@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rapidfuzz import fuzz, process
+from rapidfuzz.distance import DamerauLevenshtein
 
 from bot.knowledge import Entry, KnowledgeBase, Signature, iter_entries
 from bot.normalize import clean, compact, has_cjk, weight
@@ -36,6 +37,8 @@ _REPAIR_MAX_WORDS = 300
 # Typo correction: words of at least this many letters, among the first N words of a text.
 _TYPO_MIN = 4
 _TYPO_LIMIT = 150
+# Words this long may be two edits from the word they mean ("expereincing"); shorter ones only one.
+_TYPO_TWO_EDITS = 7
 # A fragment from the middle of a signature (not its start) needs this much information to count.
 _MIDDLE_MIN_WEIGHT = 25.0
 # Run-together words (OCR drops spaces): this many letters per space switches cue lookups to the compact form too.
@@ -396,7 +399,10 @@ class Matcher:
             fix = self.deletions.get(word) or next(
                 (self.deletions[d] for d in _deletions(word) if d in self.deletions), None
             )
-            if fix is not None and abs(len(fix) - len(word)) <= 1:
+            # Deletions on both sides meet at two edits apart: fine for long words, but "than" is not "hang".
+            if fix is not None and (
+                len(word) >= _TYPO_TWO_EDITS or DamerauLevenshtein.distance(word, fix, score_cutoff=1) <= 1
+            ):
                 out[i] = fix
                 changed = True
         return out if changed else None
