@@ -89,6 +89,7 @@ class ContextFactors:
     neither: float = 0.4
     foreign: float = 0.4
     foreign_and_claude: float = 0.75
+    quoted: float = 0.85
 
 
 # libyaml parses the knowledge base about ten times faster than pure Python, with the same line marks.

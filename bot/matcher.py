@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 import re
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from rapidfuzz import fuzz, process
@@ -317,6 +317,8 @@ class _Context:
     elsewhere: bool
     terse: bool
     chatty: bool
+    # The compact text of quoted spans: "what does 'Overloaded' mean?" asks about an error the user saw.
+    quoted: tuple[str, ...] = ()
 
 
 class Matcher:
@@ -472,6 +474,8 @@ class Matcher:
         asks = cleaned.rstrip().endswith(("?", "？"))
         negated = scores[_NEGATION].cues if _NEGATION in scores else None
         ctx = self._context(packed, lookup, len(words), spaceless, asks, heads, negated)
+        if asks or ctx.question:
+            ctx = replace(ctx, quoted=_quoted(cleaned))
         return self._decide(scores, ctx, threshold)
 
     def _candidates(self, packed: str) -> list[tuple[int, str]]:
@@ -705,10 +709,15 @@ class Matcher:
         # A question with no trouble word asks about a thing ("what does HTTP 529 mean?") rather than reporting it.
         asking = ctx.question and not ctx.trouble
         for entry_id, s in scores.items():
+            entry_factor, entry_asking = cue_factor, asking
+            if asking and ctx.quoted and _quotes_error(s, ctx.quoted):
+                # Asking what a quoted error means is reporting it: the user saw it.
+                entry_asking = False
+                entry_factor = max(cue_factor, self.kb.context_factors.quoted)
             ev = _noisy_or(
-                [w * self._evidence_factor(what, w, ctx, cue_factor, asking) for what, w in s.evidence or ()]
+                [w * self._evidence_factor(what, w, ctx, entry_factor, entry_asking) for what, w in s.evidence or ()]
             )
-            factor = cue_factor if asking or (s.signature < 0.5 and ev < 0.5) else 1.0
+            factor = entry_factor if entry_asking or (s.signature < 0.5 and ev < 0.5) else 1.0
             cue = _combine_cues([w * factor for _, w in _outermost(s.cues or [])])
             total = _noisy_or([s.signature, cue, ev])
             # Another program's error is discounted, unless a strong signature or one of Anthropic's own error
@@ -741,6 +750,31 @@ class Matcher:
         if entry.kind == "cause":
             return Diagnosis(cause=best_id, confidence=best, runner_up=runner_up, evidence=evidence)
         return Diagnosis(cause=None, confidence=best, known=best_id, runner_up=runner_up, evidence=evidence)
+
+
+# A quoted span: double, curly or corner quotes, backticks, or single quotes that are not apostrophes.
+_QUOTED = re.compile(
+    r"\"([^\"\n]{3,120})\"|`([^`\n]{3,120})`|「([^」\n]{2,120})」|『([^』\n]{2,120})』|(?<![a-z0-9])'([^'\n]{3,120})'(?![a-z0-9])"
+)
+# A cue must be this strong to make a quoted span an error the user saw.
+_QUOTED_CUE = 0.8
+_QUOTES_MAX = 2000
+
+
+def _quoted(cleaned: str) -> tuple[str, ...]:
+    """The compact text of each quoted span of a chat-sized text."""
+    if len(cleaned) > _QUOTES_MAX:
+        return ()
+    return tuple(compact("".join(m.groups(""))) for m in _QUOTED.finditer(cleaned))
+
+
+def _quotes_error(s: _Score, quoted: tuple[str, ...]) -> bool:
+    """Whether a strong cue or an error type of this entry stands inside a quoted span."""
+    strong = [compact(c.rstrip("*")) for c, w in s.cues or () if w >= _QUOTED_CUE]
+    strong += [
+        compact(what) for what, w in s.evidence or () if w >= _QUOTED_CUE and not what.startswith(("HTTP ", "pattern "))
+    ]
+    return any(c and c in q for c in strong for q in quoted)
 
 
 def _drop_explained_cues(scores: dict[str, _Score]) -> None:

@@ -144,6 +144,11 @@ def test_a_status_code_misread_by_ocr_still_counts() -> None:
     assert diagnose("APl Error: 5O3 Service Unavai1able").cause == "service"
 
 
+def test_asking_what_a_quoted_error_means_reports_it() -> None:
+    assert diagnose("is 'api_error' something I can fix myself?").cause == "service"
+    assert diagnose("is api_error something I can fix myself?").cause is None
+
+
 def test_a_short_word_is_corrected_only_one_edit_away() -> None:
     # "than" is two edits from the trouble word "hang": read as it, a plan question became a usage-limit report.
     assert diagnose("does the pro plan have a higher usage limit than free?").cause is None
