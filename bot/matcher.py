@@ -49,6 +49,8 @@ _SPACELESS_MIN = 6
 # Error-type tokens with a typo ("overlaoded_error") still count, a little less, at this similarity.
 _TOKEN_TYPO_RATIO = 88.0
 _NEAR_CACHE = 20_000
+# A cue this strong is an error's own wording: its words ("we are currently investigating") are not chat.
+_VOICED_CUE = 0.8
 # The pseudo-entry that negation phrases are filed under.
 _NEGATION = ""
 _WORD = re.compile(r"[a-z0-9_]+(?:['./-][a-z0-9_]+)*")
@@ -473,7 +475,8 @@ class Matcher:
         self._match_patterns(packed, scores)
         asks = cleaned.rstrip().endswith(("?", "？"))
         negated = scores[_NEGATION].cues if _NEGATION in scores else None
-        ctx = self._context(packed, lookup, len(words), spaceless, asks, heads, negated)
+        voiced = [cue for e, s in scores.items() if e != _NEGATION for cue, w in s.cues or () if w >= _VOICED_CUE]
+        ctx = self._context(packed, lookup, len(words), spaceless, asks, heads, negated, voiced)
         if asks or ctx.question:
             ctx = replace(ctx, quoted=_quoted(cleaned))
         return self._decide(scores, ctx, threshold)
@@ -648,19 +651,22 @@ class Matcher:
         asks: bool,
         heads: set[str],
         negated: list[tuple[str, float]] | None = None,
+        voiced: list[str] | None = None,
     ) -> _Context:
         present = set(words)
         joined = f" {' '.join(words)} "
         chatty = self.chatty_words.found(present, joined, packed, heads, False)
+        if chatty and voiced:
+            # "We are currently investigating" is the status page's voice, not the user's: the words of a strong
+            # cue do not make the text chat.
+            v_joined, v_packed = _without(joined, packed, voiced)
+            chatty = self.chatty_words.found(set(v_joined.split()), v_joined, v_packed, heads, False)
         hanzi = sum(len(run) for run in _CJK_RUN.findall(packed)) if heads else 0
         size = word_count + hanzi / 2.5
         trouble = self.trouble_words.found(present, joined, packed, heads, spaceless)
         if trouble and negated:
             # "no errors at all" reports no trouble: look again without the negated phrases.
-            for phrase, _ in negated:
-                body = phrase.rstrip("*")
-                joined = joined.replace(f" {' '.join(_words(body))} ", " | ")
-                packed = packed.replace(compact(body), "|")
+            joined, packed = _without(joined, packed, [phrase for phrase, _ in negated])
             present = set(joined.split())
             trouble = self.trouble_words.found(present, joined, packed, heads, spaceless)
         return _Context(
@@ -775,6 +781,15 @@ def _quotes_error(s: _Score, quoted: tuple[str, ...]) -> bool:
         compact(what) for what, w in s.evidence or () if w >= _QUOTED_CUE and not what.startswith(("HTTP ", "pattern "))
     ]
     return any(c and c in q for c in strong for q in quoted)
+
+
+def _without(joined: str, packed: str, phrases: list[str]) -> tuple[str, str]:
+    """The text (as joined words and packed) with the given cue phrases cut out."""
+    for phrase in phrases:
+        body = phrase.rstrip("*")
+        joined = joined.replace(f" {' '.join(_words(body))} ", " | ")
+        packed = packed.replace(compact(body), "|")
+    return joined, packed
 
 
 def _drop_explained_cues(scores: dict[str, _Score]) -> None:

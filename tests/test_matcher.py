@@ -144,6 +144,12 @@ def test_a_status_code_misread_by_ocr_still_counts() -> None:
     assert diagnose("APl Error: 5O3 Service Unavai1able").cause == "service"
 
 
+def test_an_errors_own_we_is_not_chat() -> None:
+    # Status pages speak as "we"; "we" in a user's own words marks chat and costs a cue-only match.
+    assert diagnose("We are currently investigating this issue.").cause == "service"
+    assert diagnose("we are currently investigating why our build is slow").cause is None
+
+
 def test_asking_what_a_quoted_error_means_reports_it() -> None:
     assert diagnose("is 'api_error' something I can fix myself?").cause == "service"
     assert diagnose("is api_error something I can fix myself?").cause is None
