@@ -67,6 +67,9 @@ def to_simplified(text: str) -> str:
     """Convert Traditional Chinese to Simplified; text without ideographs is returned as is."""
     if not has_cjk(text):
         return text
+    if "過載" in text:
+        # Taiwan phrasing maps 過載 to 重载 (as in function overloading); in an error it is plain overload.
+        text = text.replace("過載", "过载")
     return _t2s().convert(text)
 
 

@@ -77,6 +77,11 @@ def test_traditional_chinese_matches_simplified_signature() -> None:
     assert diagnose("我們無法連接到Claude。請檢查你的網路連接並重試。").cause == "network"
 
 
+def test_taiwan_overload_is_not_read_as_function_overloading() -> None:
+    # OpenCC's Taiwan phrase table turns 過載 into 重载 (overloading a function).
+    assert diagnose("伺服器過載，請稍後再試").cause == "capacity"
+
+
 def test_error_inside_a_long_log_is_found() -> None:
     noise = "\n".join(f"2026-11-25T10:{i % 60:02d}:00Z INFO worker step {i} finished ok" for i in range(1200))
     text = (
