@@ -121,7 +121,21 @@ def _head(cue: str) -> str:
 
 
 def _parts(words: list[str]) -> list[str]:
-    return [p for w in words if not w.isalnum() for p in _PARTS.split(w) if p and p != w]
+    """The pieces of joined words ("claude's" -> "claude", "s"); logs repeat their words, so each is split once."""
+    cache = _PARTS_OF
+    if len(cache) > _FOLD_CACHE:
+        cache.clear()
+    out: list[str] = []
+    for w in words:
+        parts = cache.get(w)
+        if parts is None:
+            parts = cache[w] = () if w.isalnum() else tuple(p for p in _PARTS.split(w) if p and p != w)
+        if parts:
+            out += parts
+    return out
+
+
+_PARTS_OF: dict[str, tuple[str, ...]] = {}
 
 
 def _status_codes(cleaned: str) -> set[int]:
