@@ -90,6 +90,7 @@ class ContextFactors:
     foreign: float = 0.4
     foreign_and_claude: float = 0.75
     quoted: float = 0.85
+    advice: float = 0.35
 
 
 # libyaml parses the knowledge base about ten times faster than pure Python, with the same line marks.
@@ -101,6 +102,7 @@ VOCABULARIES = (
     "domain_words",
     "trouble_words",
     "question_words",
+    "advice_words",
     "foreign_words",
     "elsewhere_words",
     "chatty_words",

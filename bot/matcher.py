@@ -333,6 +333,8 @@ class _Context:
     elsewhere: bool
     terse: bool
     chatty: bool
+    # A tip or a memory ("pro tip: handle overloaded_error with backoff"): talk about errors, not a report of one.
+    advice: bool = False
     # The compact text of quoted spans: "what does 'Overloaded' mean?" asks about an error the user saw.
     quoted: tuple[str, ...] = ()
 
@@ -395,6 +397,7 @@ class Matcher:
         self.trouble_words = _Vocabulary(vocab["trouble_words"])
         self.foreign_words = _Vocabulary(vocab["foreign_words"])
         self.elsewhere_words = _Vocabulary(vocab["elsewhere_words"])
+        self.advice_words = _Vocabulary(vocab["advice_words"])
         self.chatty_words = _Vocabulary(vocab["chatty_words"])
 
     def _vocabulary_words(self, kb: KnowledgeBase) -> frozenset[str]:
@@ -690,6 +693,7 @@ class Matcher:
             question=self.question_words.found(present, joined, packed, heads, False) or asks,
             foreign=self.foreign_words.found(present, joined, packed, heads, spaceless),
             elsewhere=self.elsewhere_words.found(present, joined, packed, heads, spaceless),
+            advice=self.advice_words.found(present, joined, packed, heads, False),
             # Run-together OCR text is a screenshot of the error itself, however it reads.
             terse=spaceless or (not chatty and size <= self.kb.terse_words),
             chatty=chatty,
@@ -700,6 +704,8 @@ class Matcher:
         factor = self._plain_factor(ctx)
         if ctx.question and not ctx.trouble:
             factor = min(factor, f.question)
+        if ctx.advice:
+            factor = min(factor, f.advice)
         if ctx.claude and ctx.foreign:
             factor *= f.foreign_and_claude
         return factor
@@ -727,7 +733,7 @@ class Matcher:
         _drop_explained_cues(scores)
         scores.pop(_NEGATION, None)
         # A question with no trouble word asks about a thing ("what does HTTP 529 mean?") rather than reporting it.
-        asking = ctx.question and not ctx.trouble
+        asking = (ctx.question and not ctx.trouble) or ctx.advice
         for entry_id, s in scores.items():
             entry_factor, entry_asking = cue_factor, asking
             if asking and ctx.quoted and _quotes_error(s, ctx.quoted):

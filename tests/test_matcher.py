@@ -155,6 +155,11 @@ def test_an_errors_own_we_is_not_chat() -> None:
     assert diagnose("we are currently investigating why our build is slow").cause is None
 
 
+def test_a_tip_about_an_error_is_not_a_report_of_it() -> None:
+    assert diagnose("pro tip: when claude is overloaded at peak hours, switch to sonnet").cause is None
+    assert diagnose("claude is overloaded at peak hours, switching to sonnet").cause == "capacity"
+
+
 def test_asking_what_a_quoted_error_means_reports_it() -> None:
     assert diagnose("is 'api_error' something I can fix myself?").cause == "service"
     assert diagnose("is api_error something I can fix myself?").cause is None
