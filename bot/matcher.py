@@ -211,7 +211,7 @@ _NUMBER = re.compile(r"([1-5][0-9]{2})(s?)(?![0-9]|[.,:][0-9])")
 _NOT_BEFORE_NUMBER = frozenset("0123456789.,:")
 # Before a status code: an error word, maybe a word or an HTTP version between ("api error: repeated 529").
 _STATUS_BEFORE = re.compile(
-    r"(?:error|status|code|http|api|错误|状态码|返回|报|被|遇到|出现|got|getting|hit|hitting|returns?|returned"
+    r"(?:error|status|code|http|api|错误|状态码|返回|报|被|遇到|出现|直接|got|getting|hit|hitting|returns?|returned"
     r"|returning|throws?|throwing|threw)(?:[^0-9a-z]{0,12}|\W+[a-z]+\W+|/[0-9.]+\s+)$"
 )
 # OCR reads 0 as o and 1 as l inside a status code ("5O3", "5OO"): folded back in chat-sized texts only.
@@ -219,7 +219,7 @@ _OCR_CODE = re.compile(r"(?<![a-z0-9])[1-5](?:[0-9][ol]|[ol][0-9]|[ol]{2})(?![a-
 _OCR_DIGITS = str.maketrans("ol", "01")
 _OCR_CODE_MAX = 2000
 _STATUS_WORD = re.compile(
-    r"error|status|code|http|api|错误|状态码|返回|报|被|遇到|出现|got|getting|hit|return|throw|threw"
+    r"error|status|code|http|api|错误|状态码|返回|报|被|遇到|出现|直接|got|getting|hit|return|throw|threw"
 )
 # After it: a JSON body, a dash, or the status's own reason phrase.
 _STATUS_AFTER = re.compile(

@@ -134,7 +134,13 @@ def test_a_negated_problem_is_not_reported(denied: str, reported: str) -> None:
 
 @pytest.mark.parametrize(
     ("text", "code"),
-    [("又报529了", 529), ("批量任务被429了", 429), ("keep getting 529 on opus", 529), ("got a 429 from the api", 429)],
+    [
+        ("又报529了", 529),
+        ("批量任务被429了", 429),
+        ("打开就直接 403", 403),
+        ("keep getting 529 on opus", 529),
+        ("got a 429 from the api", 429),
+    ],
 )
 def test_a_status_code_after_a_verb_of_getting_it_counts(text: str, code: int) -> None:
     assert _status_codes(clean(text)) == {code}
