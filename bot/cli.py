@@ -46,6 +46,13 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("file")
     e.add_argument("--strict", action="store_true", help="evaluate at the strict confidence level")
     e.add_argument("--misses", type=int, default=0, metavar="N", help="also list up to N wrong answers")
+    e.add_argument(
+        "--unseen-against",
+        nargs="+",
+        default=(),
+        metavar="CORPUS",
+        help="leave out cases whose text also occurs in these corpora (what a held-out set shares with tuned ones)",
+    )
     c = sub.add_parser("check-kb", help="validate a knowledge base directory (default: KNOWLEDGE_DIR)")
     c.add_argument("directory", nargs="?")
     r = sub.add_parser("run", help="run the Telegram bot (long polling; --webhook to serve a webhook)")
@@ -266,13 +273,22 @@ def cmd_eval(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
     try:
         cases = load_cases(args.file)
+        seen = {_same_text(c.text) for path in args.unseen_against for c in load_cases(path)}
     except (OSError, ValueError) as exc:
         print(f"claude-doctor: cannot read the corpus: {exc}", file=sys.stderr)
         return EXIT_FAIL
+    if seen:
+        kept = [c for c in cases if _same_text(c.text) not in seen]
+        print(f"left out {len(cases) - len(kept)} case(s) whose text occurs in the other corpora", file=out)
+        cases = kept
     matcher = get_matcher()
     threshold = matcher.kb.thresholds.strict if args.strict else None
     print(evaluate(matcher, cases, threshold).format(show_misses=args.misses), file=out)
     return EXIT_OK
+
+
+def _same_text(text: str) -> str:
+    return text.strip().casefold()
 
 
 def cmd_check_kb(args: argparse.Namespace, out: TextIO | None = None) -> int:

@@ -104,6 +104,19 @@ def test_eval_prints_figures(capsys: pytest.CaptureFixture[str]) -> None:
     assert "top-1 on the four causes" in out and "false positives" in out and "confusion" in out
 
 
+def test_eval_leaves_out_texts_seen_in_other_corpora(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    held = tmp_path / "held.jsonl"
+    tuned = tmp_path / "tuned.jsonl"
+    held.write_text(
+        '{"causes": ["capacity"], "text": "529 Overloaded"}\n{"causes": ["none"], "text": "hello there"}\n',
+        encoding="utf-8",
+    )
+    tuned.write_text('{"causes": ["capacity"], "text": "529 overloaded "}\n', encoding="utf-8")
+    assert main(["eval", str(held), "--unseen-against", str(tuned)]) == 0
+    out = capsys.readouterr().out
+    assert "left out 1 case(s)" in out and "cases: 1" in out
+
+
 def test_check_kb_ok(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check-kb", str(ROOT / "knowledge")]) == 0
     assert capsys.readouterr().out.startswith("knowledge base OK")
