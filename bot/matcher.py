@@ -210,17 +210,16 @@ _MIXED = re.compile(r"(?=.*[a-z])(?=.*[0-9])")
 _NUMBER = re.compile(r"([1-5][0-9]{2})(s?)(?![0-9]|[.,:][0-9])")
 _NOT_BEFORE_NUMBER = frozenset("0123456789.,:")
 # Before a status code: an error word, maybe a word or an HTTP version between ("api error: repeated 529").
-_STATUS_BEFORE = re.compile(
-    r"(?:error|status|code|http|api|错误|状态码|返回|报|被|遇到|出现|直接|got|getting|hit|hitting|returns?|returned"
-    r"|returning|throws?|throwing|threw)(?:[^0-9a-z]{0,12}|\W+[a-z]+\W+|/[0-9.]+\s+)$"
+_STATUS_TRIGGER = (
+    r"error|status|code|http|api|错误|状态码|返回|报|被|遇到|出现|直接|got|getting|hit|hitting|returns?|returned"
+    r"|returning|throws?|throwing|threw"
 )
+_STATUS_BEFORE = re.compile(rf"(?:{_STATUS_TRIGGER})(?:[^0-9a-z]{{0,12}}|\W+[a-z]+\W+|/[0-9.]+\s+)$")
 # OCR reads 0 as o and 1 as l inside a status code ("5O3", "5OO"): folded back in chat-sized texts only.
 _OCR_CODE = re.compile(r"(?<![a-z0-9])[1-5](?:[0-9][ol]|[ol][0-9]|[ol]{2})(?![a-z0-9])")
 _OCR_DIGITS = str.maketrans("ol", "01")
 _OCR_CODE_MAX = 2000
-_STATUS_WORD = re.compile(
-    r"error|status|code|http|api|错误|状态码|返回|报|被|遇到|出现|直接|got|getting|hit|return|throw|threw"
-)
+_STATUS_WORD = re.compile(_STATUS_TRIGGER)
 # After it: a JSON body, a dash, or the status's own reason phrase.
 _STATUS_AFTER = re.compile(
     r"\s*(?:\{|-\s|overloaded|internal|too many|bad gateway|service unavailable|gateway|unauthorized|forbidden"
@@ -780,7 +779,8 @@ class Matcher:
 
 # A quoted span: double, curly or corner quotes, backticks, or single quotes that are not apostrophes.
 _QUOTED = re.compile(
-    r"\"([^\"\n]{3,120})\"|`([^`\n]{3,120})`|「([^」\n]{2,120})」|『([^』\n]{2,120})』|(?<![a-z0-9])'([^'\n]{3,120})'(?![a-z0-9])"
+    r"\"([^\"\n]{3,120})\"|`([^`\n]{3,120})`|「([^」\n]{2,120})」|『([^』\n]{2,120})』"
+    r"|(?<![a-z0-9])'([^'\n]{3,120})'(?![a-z0-9])"
 )
 # A cue must be this strong to make a quoted span an error the user saw.
 _QUOTED_CUE = 0.8
