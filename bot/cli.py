@@ -169,7 +169,7 @@ def _diagnose_one(
     if len(text) > MAX_INPUT_CHARS:
         print(f"claude-doctor: {kb.text('input_truncated', 'en', limit=MAX_INPUT_CHARS)}", file=sys.stderr)
     threshold = kb.thresholds.strict if args.strict else kb.thresholds.asked
-    result = matcher.diagnose(text, threshold=threshold)
+    result = matcher.diagnose(text, threshold=threshold, image=from_image)
     if args.json:
         obj = _image_json(result.to_json(), text) if from_image else result.to_json()
         print(json.dumps(obj, ensure_ascii=False), file=out)
@@ -241,7 +241,7 @@ def _batch(matcher: Matcher, args: argparse.Namespace, out: TextIO) -> int:
         elif not compact(text.casefold()):
             print(json.dumps({"error": f"line {n}: no text to diagnose"}), file=out)
             continue
-        result = matcher.diagnose(text, threshold=threshold).to_json()
+        result = matcher.diagnose(text, threshold=threshold, image=key == "image").to_json()
         print(json.dumps(_image_json(result, text) if key == "image" else result, ensure_ascii=False), file=out)
         out.flush()
     return EXIT_OK

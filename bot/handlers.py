@@ -170,7 +170,7 @@ async def image_answer(
             return await diagnose(doctor, update, caption, lang)
         return doctor.responder.say(read.problem, lang, limit=MAX_DOWNLOAD // 2**20)
     text = f"{caption}\n{read.text}".strip()
-    answer = doctor.responder.diagnosis(text, lang, strict=strict)
+    answer = doctor.responder.diagnosis(text, lang, strict=strict, image=True)
     if strict and (answer.diagnosis is None or not answer.diagnosis.matched):
         return None
     answer = await live_answer(doctor, update, answer, lang)

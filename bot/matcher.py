@@ -468,8 +468,9 @@ class Matcher:
             out += ["|", *parts]
         return out
 
-    def diagnose(self, text: str, *, threshold: float | None = None) -> Diagnosis:
-        """Diagnose `text`; below `threshold` (default: the knowledge base's 'asked' level) nothing is claimed."""
+    def diagnose(self, text: str, *, threshold: float | None = None, image: bool = False) -> Diagnosis:
+        """Diagnose `text`; below `threshold` (default: the knowledge base's 'asked' level) nothing is claimed.
+        `image`: the text was read from a screenshot, chrome and all."""
         if threshold is None:
             threshold = self.kb.thresholds.asked
         cleaned = clean(text[:MAX_INPUT_CHARS])
@@ -495,6 +496,10 @@ class Matcher:
         ctx = self._context(packed, lookup, len(words), spaceless, asks, heads, negated, voiced)
         if asks or ctx.question:
             ctx = replace(ctx, quoted=_quoted(cleaned))
+        if image:
+            # A screenshot shows the error on its own screen, whose sidebar lists the user's chat titles
+            # ("英语面试准备"): they are not a tip about errors.
+            ctx = replace(ctx, advice=False)
         return self._decide(scores, ctx, threshold)
 
     def _candidates(self, packed: str) -> list[tuple[int, str]]:

@@ -103,12 +103,15 @@ class Responder:
             return Answer(self._text("unknown_cause", lang, name=args), self.cause_buttons(lang))
         return self.diagnosis(args, lang)
 
-    def diagnosis(self, text: str, lang: str, *, strict: bool = False, extra: tuple[str, ...] = ()) -> Answer:
-        """The answer to a pasted error; when nothing matches, a kind 'not recognised' with the cause buttons."""
+    def diagnosis(
+        self, text: str, lang: str, *, strict: bool = False, extra: tuple[str, ...] = (), image: bool = False
+    ) -> Answer:
+        """The answer to a pasted error (or one read from a screenshot, `image`); when nothing matches, a kind
+        'not recognised' with the cause buttons."""
         if not compact(text.casefold()):
             return Answer(self._text("no_text_in_input" if text.strip() else "empty_input", lang))
         thresholds = self.kb.thresholds
-        d = self.matcher.diagnose(text, threshold=thresholds.strict if strict else thresholds.asked)
+        d = self.matcher.diagnose(text, threshold=thresholds.strict if strict else thresholds.asked, image=image)
         body = render_diagnosis(self.kb, d, lang, self.markup, extra=extra)
         exclude = d.cause if d.cause is not None and d.runner_up is None else None
         return Answer(body, self.cause_buttons(lang, exclude=exclude), d)

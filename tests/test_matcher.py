@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bot.matcher import MAX_INPUT_CHARS, Diagnosis, _required_literal, _status_codes, diagnose
+from bot.matcher import MAX_INPUT_CHARS, Diagnosis, _required_literal, _status_codes, diagnose, get_matcher
 from bot.normalize import clean
 
 CAPACITY = "Due to unexpected capacity constraints, Claude is unable to respond to your message. Please try again soon."
@@ -164,6 +164,13 @@ def test_an_errors_own_we_is_not_chat() -> None:
 def test_a_tip_about_an_error_is_not_a_report_of_it() -> None:
     assert diagnose("pro tip: when claude is overloaded at peak hours, switch to sonnet").cause is None
     assert diagnose("claude is overloaded at peak hours, switching to sonnet").cause == "capacity"
+
+
+def test_a_screenshots_chat_titles_are_not_tips() -> None:
+    # The desktop app's sidebar lists chat titles; "面试" (an interview) reads as talk about errors in a message.
+    shot = "新对话\n最近\n周报润色\n英语面试准备\n出错了\n网络连接失败，请检查你的网络后重试。\n重试"
+    assert get_matcher().diagnose(shot, image=True).cause == "network"
+    assert get_matcher().diagnose(shot).cause is None
 
 
 def test_asking_what_a_quoted_error_means_reports_it() -> None:

@@ -102,7 +102,10 @@ def readings(service: OcrService) -> list[Reading]:
     texts = asyncio.run(read_all())
     return [
         Reading(
-            case, variant, matcher.diagnose(text, threshold=threshold), matcher.diagnose(case.text, threshold=threshold)
+            case,
+            variant,
+            matcher.diagnose(text, threshold=threshold, image=True),
+            matcher.diagnose(case.text, threshold=threshold),
         )
         for (case, variant, _), text in zip(shots, texts, strict=True)
     ]
