@@ -44,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--strict", action="store_true", help="use the strict confidence level of group auto-replies")
     e = sub.add_parser("eval", help="measure the matcher on a labelled corpus (.jsonl or research .tsv)")
     e.add_argument("file")
-    e.add_argument("--strict", action="store_true", help="evaluate at the strict confidence level")
+    e.add_argument("--strict", action="store_true", help="detail (confusion, misses) at the strict level")
     e.add_argument("--misses", type=int, default=0, metavar="N", help="also list up to N wrong answers")
     e.add_argument(
         "--unseen-against",
@@ -269,7 +269,7 @@ def cmd_diagnose(args: argparse.Namespace, out: TextIO | None = None) -> int:
 def cmd_eval(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """`claude-doctor eval FILE`."""
     out = out or sys.stdout
-    from bot.evaluate import evaluate, load_cases
+    from bot.evaluate import evaluate_levels, load_cases
 
     try:
         cases = load_cases(args.file)
@@ -281,9 +281,8 @@ def cmd_eval(args: argparse.Namespace, out: TextIO | None = None) -> int:
         kept = [c for c in cases if _same_text(c.text) not in seen]
         print(f"left out {len(cases) - len(kept)} case(s) whose text occurs in the other corpora", file=out)
         cases = kept
-    matcher = get_matcher()
-    threshold = matcher.kb.thresholds.strict if args.strict else None
-    print(evaluate(matcher, cases, threshold).format(show_misses=args.misses), file=out)
+    levels = evaluate_levels(get_matcher(), cases)
+    print(levels.format(show_misses=args.misses, strict_detail=args.strict), file=out)
     return EXIT_OK
 
 

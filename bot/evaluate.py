@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from bot.knowledge import CAUSE_IDS
 from bot.matcher import Diagnosis, Matcher
+from bot.normalize import has_cjk
 
 LABELS = (*CAUSE_IDS, "other", "none")
 PREDICTIONS = (*CAUSE_IDS, "known", "none")
@@ -23,6 +25,8 @@ class Case:
     causes: tuple[str, ...]
     text: str
     kind: str = ""
+    lang: str = ""
+    source: str = ""
 
     @property
     def label(self) -> str:
@@ -37,7 +41,8 @@ def load_cases(path: str | Path) -> list[Case]:
         with path.open(encoding="utf-8", newline="") as fh:
             for row in csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE):
                 causes = tuple(row["causes"].split("|"))
-                cases.append(Case(causes, row["message"].replace(" / ", "\n"), "verbatim"))
+                text = row["message"].replace(" / ", "\n")
+                cases.append(Case(causes, text, "verbatim", text_lang(text), row.get("seen_in", "")))
     else:
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if not line.strip():
@@ -48,12 +53,33 @@ def load_cases(path: str | Path) -> list[Case]:
                 text = obj["text"]
             except (ValueError, KeyError, TypeError) as exc:
                 raise ValueError(f"{path}:{n}: not a corpus line: {exc}") from exc
-            cases.append(Case(causes, text, obj.get("kind", "")))
+            kind = obj.get("kind", "")
+            lang = obj.get("lang") or text_lang(text, kind)
+            cases.append(Case(causes, text, kind, lang, obj.get("source", "")))
     for case in cases:
         bad = [c for c in case.causes if c not in LABELS]
         if bad or not case.causes:
             raise ValueError(f"{path}: unknown label(s) {bad} for {case.text[:60]!r}")
     return cases
+
+
+_KANA = re.compile(r"[\u3040-\u30ff]")
+_HANGUL = re.compile(r"[\uac00-\ud7af]")
+_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
+
+
+def text_lang(text: str, kind: str = "") -> str:
+    """The language of a case that does not say: by script, and 'zh-hant' where its kind says Traditional. Latin
+    text counts as English: the corpora name other Latin-script languages themselves."""
+    if _KANA.search(text):
+        return "ja"
+    if _HANGUL.search(text):
+        return "ko"
+    if has_cjk(text):
+        return "zh-hant" if kind == "zh-hant" else "zh"
+    if _CYRILLIC.search(text):
+        return "ru"
+    return "en"
 
 
 def prediction(d: Diagnosis) -> str:
@@ -99,6 +125,24 @@ class Report:
         actual = sum(n for (t, _), n in self.confusion.items() if t == cause)
         return (tp / predicted if predicted else 1.0, tp / actual if actual else 1.0)
 
+    def add(self, case: Case, d: Diagnosis) -> None:
+        """Tally one diagnosed case."""
+        self.total += 1
+        pred = prediction(d)
+        # Credit an acceptable alternative as the label it matched, so precision and recall reflect it.
+        truth = pred if d.cause is not None and d.cause in case.causes else case.label
+        self.confusion[(truth, pred)] += 1
+        ok = is_correct(case, d)
+        if case.label in CAUSE_IDS:
+            self.cause_cases += 1
+            self.cause_correct += ok
+        else:
+            self.negatives += 1
+            self.false_positives += not ok
+            self.known_on_chatter += case.label == "none" and d.known is not None
+        if not ok:
+            self.misses.append((case, d))
+
     def format(self, show_misses: int = 0) -> str:
         out = [f"cases: {self.total}"]
         out.append(f"top-1 on the four causes: {self.top1:.1%} ({self.cause_correct}/{self.cause_cases})")
@@ -130,20 +174,62 @@ def evaluate(matcher: Matcher, cases: Iterable[Case], threshold: float | None = 
     """Diagnose every case and tally the figures."""
     report = Report()
     for case in cases:
-        d = matcher.diagnose(case.text, threshold=threshold)
-        report.total += 1
-        pred = prediction(d)
-        # Credit an acceptable alternative as the label it matched, so precision and recall reflect it.
-        truth = pred if d.cause is not None and d.cause in case.causes else case.label
-        report.confusion[(truth, pred)] += 1
-        ok = is_correct(case, d)
-        if case.label in CAUSE_IDS:
-            report.cause_cases += 1
-            report.cause_correct += ok
-        else:
-            report.negatives += 1
-            report.false_positives += not ok
-            report.known_on_chatter += case.label == "none" and d.known is not None
-        if not ok:
-            report.misses.append((case, d))
+        report.add(case, matcher.diagnose(case.text, threshold=threshold))
     return report
+
+
+def at_level(d: Diagnosis, threshold: float) -> Diagnosis:
+    """What a diagnosis made with no threshold says at `threshold`: the matcher claims nothing below it."""
+    if d.confidence >= threshold or not d.matched:
+        return d
+    return Diagnosis(cause=None, confidence=d.confidence, evidence="nothing recognised with confidence")
+
+
+@dataclass
+class Levels:
+    """The figures of one corpus at the asked and the strict level, overall and per language."""
+
+    asked: Report = field(default_factory=Report)
+    strict: Report = field(default_factory=Report)
+    by_lang: dict[str, tuple[Report, Report]] = field(default_factory=dict)
+
+    def format(self, show_misses: int = 0, strict_detail: bool = False) -> str:
+        out = [
+            f"cases: {self.asked.total} ({self.asked.cause_cases} of the four causes, {self.asked.negatives} others)"
+        ]
+        out.append(f"{'level':<8} {'top-1 on the four causes':<26} false positives")
+        for name, r in (("asked", self.asked), ("strict", self.strict)):
+            out.append(
+                f"{name:<8} {_share(r.cause_correct, r.cause_cases):<26} {_share(r.false_positives, r.negatives)}"
+            )
+        out.append("")
+        out.append(f"{'language':<9} {'cases':>5}  {'top-1 asked':<16} {'FP asked':<15} {'top-1 strict':<16} FP strict")
+        for lang, (a, s) in sorted(self.by_lang.items(), key=lambda kv: (-kv[1][0].total, kv[0])):
+            out.append(
+                f"{lang:<9} {a.total:>5}  {_share(a.cause_correct, a.cause_cases):<16} "
+                f"{_share(a.false_positives, a.negatives):<15} {_share(s.cause_correct, s.cause_cases):<16} "
+                f"{_share(s.false_positives, s.negatives)}"
+            )
+        out.append("")
+        detail = self.strict if strict_detail else self.asked
+        out.append(f"at the {'strict' if strict_detail else 'asked'} level:")
+        out.append(detail.format(show_misses=show_misses))
+        return "\n".join(out)
+
+
+def _share(n: int, of: int) -> str:
+    return f"{n / of:.1%} ({n}/{of})" if of else "-"
+
+
+def evaluate_levels(matcher: Matcher, cases: Iterable[Case]) -> Levels:
+    """Diagnose every case once and tally it at both confidence levels, overall and per language."""
+    levels = Levels()
+    asked, strict = matcher.kb.thresholds.asked, matcher.kb.thresholds.strict
+    for case in cases:
+        d = matcher.diagnose(case.text, threshold=0.0)
+        lang = levels.by_lang.setdefault(case.lang or text_lang(case.text, case.kind), (Report(), Report()))
+        for report, lang_report, threshold in ((levels.asked, lang[0], asked), (levels.strict, lang[1], strict)):
+            verdict = at_level(d, threshold)
+            report.add(case, verdict)
+            lang_report.add(case, verdict)
+    return levels

@@ -375,3 +375,22 @@ def test_a_failing_engine_is_one_line_and_exit_1(
 def test_image_and_text_together_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["diagnose", "--image", "shot.png", CAPACITY]) == 2
     assert "--image" in capsys.readouterr().err
+
+
+def test_eval_reports_asked_and_strict_side_by_side_per_language(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    corpus = tmp_path / "real.jsonl"
+    rows = [
+        {"causes": ["capacity"], "lang": "en", "text": "API Error: 529 Overloaded"},
+        {"causes": ["none"], "lang": "en", "text": "lunch at noon?"},
+        {"causes": ["context"], "lang": "it", "text": "Limite di utilizzo raggiunto"},
+        {"causes": ["capacity"], "text": "Claude 服务器繁忙"},
+    ]
+    corpus.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    assert main(["eval", str(corpus)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("asked ") for line in lines) and any(line.startswith("strict ") for line in lines)
+    langs = {line.split()[0]: line for line in lines if line[:3] in ("en ", "it ", "zh ")}
+    assert set(langs) == {"en", "it", "zh"}
+    assert langs["en"].split()[1] == "2"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.evaluate import Case, evaluate, is_correct, load_cases
+from bot.evaluate import Case, at_level, evaluate, is_correct, load_cases, text_lang
 from bot.matcher import get_matcher
 
 DATA = Path(__file__).parent / "data" / "corpus"
@@ -85,3 +85,26 @@ def test_strict_level_makes_no_false_positives_on_held_out_chatter() -> None:
     negatives = [c for c in load_cases(DATA / "heldout.jsonl") if c.label in ("none", "other")]
     wrong = [c for c in negatives if matcher.diagnose(c.text, threshold=matcher.kb.thresholds.strict).cause]
     assert not wrong, f"{len(wrong)} auto-answers to chatter or non-causes"
+
+
+@pytest.mark.parametrize("level", ["asked", "strict"])
+def test_one_pass_at_both_levels_equals_diagnosing_at_each(level: str) -> None:
+    """`eval` diagnoses once with no threshold and reads both levels off it: the same verdicts as two passes."""
+    matcher = get_matcher()
+    threshold = getattr(matcher.kb.thresholds, level)
+    cases = load_cases(DATA / "dev10.jsonl")
+    for case in cases:
+        direct = matcher.diagnose(case.text, threshold=threshold)
+        derived = at_level(matcher.diagnose(case.text, threshold=0.0), threshold)
+        assert (derived.cause, derived.known) == (direct.cause, direct.known), case.text
+
+
+def test_case_language_is_read_from_the_script_where_the_corpus_does_not_say() -> None:
+    assert [text_lang(t) for t in ("Overloaded", "服务器繁忙", "使用上限に達しました", "사용 한도", "Ошибка")] == [
+        "en",
+        "zh",
+        "ja",
+        "ko",
+        "ru",
+    ]
+    assert text_lang("伺服器忙碌", "zh-hant") == "zh-hant"
