@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -15,6 +16,9 @@ from bot.normalize import clean, compact, weight
 
 LANGS = ("zh", "en")
 CAUSE_IDS = ("network", "service", "capacity", "context")
+# Without one of these the bot still starts but behaves differently (no thresholds, no other programs' errors), so a
+# knowledge base lacking one is broken rather than smaller.
+REQUIRED_KINDS = ("known", "strings", "matcher", "peak")
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
 _TOKEN = re.compile(r"^[a-z][a-z0-9_]*$")
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
@@ -148,12 +152,24 @@ def base_lang(lang: str) -> str:
     return "zh" if lang.lower().startswith("zh") else "en"
 
 
+def shipped_knowledge_dir() -> Path:
+    """The knowledge base installed with the package (`bot.kbdata`, mapped from knowledge/ in pyproject.toml), or
+    the checkout's knowledge/ when running from source or an editable install."""
+    try:
+        for item in importlib.resources.files("bot.kbdata").iterdir():
+            if isinstance(item, Path) and item.suffix == ".yaml":
+                return item.resolve().parent
+    except (ImportError, OSError, TypeError, ValueError):
+        pass
+    return Path(__file__).resolve().parent.parent / "knowledge"
+
+
 def default_knowledge_dir() -> Path:
-    """`KNOWLEDGE_DIR` if set, else the knowledge base shipped beside the package."""
+    """`KNOWLEDGE_DIR` if set, else the knowledge base shipped with the package."""
     env = os.environ.get("KNOWLEDGE_DIR", "").strip()
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent / "knowledge"
+    return shipped_knowledge_dir()
 
 
 def load_knowledge(directory: str | os.PathLike[str] | None = None) -> KnowledgeBase:
@@ -202,6 +218,7 @@ class _Accumulator:
         self.ids: dict[str, str] = {}
         self.signatures: dict[str, tuple[str, str]] = {}
         self.string_places: dict[str, str] = {}
+        self.kinds: set[str] = set()
 
     def add_entry(self, entry: Entry, where: str, sig_places: list[str]) -> None:
         if entry.id in self.ids:
@@ -228,6 +245,9 @@ class _Accumulator:
         for missing in CAUSE_IDS:
             if missing not in ids:
                 self.problems.append(f"{root}: the cause '{missing}' is missing (needs a file with kind: cause)")
+        for kind in REQUIRED_KINDS:
+            if kind not in self.kinds:
+                self.problems.append(f"{root}: no file with kind: {kind} (the shipped one is {_KIND_FILES[kind]})")
         numbers = sorted(c.number or 0 for c in self.causes)
         if ids == set(CAUSE_IDS) and numbers != [1, 2, 3, 4]:
             self.problems.append(f"{root}: the causes must be numbered 1-4 once each, got {numbers}")
@@ -290,6 +310,7 @@ class _FileReader:
         if reader is None:
             self.problem(kind_node[1], f"unknown kind '{kind}' (one of: {', '.join(readers)})")
             return
+        self.acc.kinds.add(str(kind))
         reader(root, fields)  # type: ignore[arg-type]
 
     # --- generic node checks -------------------------------------------------------------------------
@@ -653,15 +674,16 @@ class _FileReader:
         self.acc.peak = data
 
 
-_SHIPPED = Path(__file__).resolve().parent.parent / "knowledge"
+_KIND_FILES = {"known": "known.yaml", "strings": "ui.yaml", "matcher": "matcher.yaml", "peak": "peak.yaml"}
 
 
 def _required_strings(root: Path) -> set[str]:
     """Every string the shipped knowledge base defines: the code uses them all, so a replacement needs them too."""
-    if not _SHIPPED.is_dir() or root.resolve() == _SHIPPED:
+    shipped = shipped_knowledge_dir()
+    if not shipped.is_dir() or root.resolve() == shipped:
         return {"no_match", "not_one_of_four", "fix_heading", "also_possible", "empty_input"}
     keys: set[str] = set()
-    for path in _SHIPPED.glob("*.yaml"):
+    for path in shipped.glob("*.yaml"):
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
         if isinstance(data, dict) and data.get("kind") == "strings":
             keys.update(data.get("strings") or {})

@@ -174,3 +174,40 @@ def test_a_replacement_knowledge_base_must_define_every_string_the_bot_uses(kb_c
     (kb_copy / "status.yaml").unlink()
     problems = problems_of(kb_copy)
     assert any("the UI string 'status_heading' is missing" in p for p in problems)
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"), [("matcher.yaml", "matcher"), ("known.yaml", "known"), ("peak.yaml", "peak")]
+)
+def test_a_missing_required_file_breaks_the_knowledge_base(kb_copy: Path, name: str, kind: str) -> None:
+    (kb_copy / name).unlink()
+    assert f"{kb_copy}: no file with kind: {kind} (the shipped one is {name})" in problems_of(kb_copy)
+
+
+def test_the_knowledge_base_ships_inside_the_package(tmp_path: Path) -> None:
+    """pyproject maps knowledge/ into the package as bot.kbdata, and an installed copy (laid out here as a wheel
+    lays it out, without building one: that would need the network) finds it from any folder."""
+    import subprocess
+    import sys
+    import tomllib
+
+    root = SHIPPED.parent
+    tool = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    assert tool["package-dir"]["bot.kbdata"] == "knowledge" and "bot.kbdata" in tool["packages"]
+    assert tool["package-data"]["bot.kbdata"] == ["*.yaml"]
+    site = tmp_path / "site"
+    shutil.copytree(root / "bot", site / "bot", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(SHIPPED, site / "bot" / "kbdata")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    code = "from bot.knowledge import default_knowledge_dir as d, load_knowledge; load_knowledge(); print(d())"
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", f"import sys; sys.path[:0] = [{str(site)!r}] + {sys.path[1:]!r}; {code}"],
+        cwd=elsewhere,
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(site / "bot" / "kbdata")
