@@ -6,20 +6,26 @@ import asyncio
 import gc
 import logging
 import sys
+import time
 from urllib.parse import urlparse
 
-from telegram import Bot, BotCommand, LinkPreviewOptions, Update
+from telegram import Bot, BotCommand, LinkPreviewOptions
 from telegram.constants import ParseMode
 from telegram.error import InvalidToken, NetworkError, TelegramError
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaults
+from telegram.ext import Application, ApplicationBuilder, Defaults
 
-from bot.config import ConfigError, Settings, load_dotenv_if_present, load_settings, setup_logging
+from bot.config import ConfigError, Settings, load_dotenv_if_present, load_settings, redact, setup_logging
+from bot.flood import FloodGate
 from bot.handlers import Doctor, ensure_polling, register
+from bot.inbox import InboxRequest
 from bot.knowledge import KnowledgeError
 from bot.matcher import Matcher, get_matcher
 from bot.ocr import OcrService, ocr_available
+from bot.processor import ChatOrderedProcessor
+from bot.ratelimit import ChatRateLimiter
 from bot.replies import Markup
 from bot.responder import Responder
+from bot.runner import Runtime, serve
 from bot.status import StatusClient
 from bot.storage import Storage, StorageError
 
@@ -37,7 +43,8 @@ def build_application(
     status: StatusClient | None = None,
     ocr: OcrService | None = None,
 ) -> Application:  # type: ignore[type-arg]
-    """The Application with HTML defaults, link previews off, the rate limiter and every handler.
+    """The Application with HTML defaults, link previews off, the per-chat rate limiter, the per-chat ordered
+    update processor, the inbox on the getUpdates connection and every handler.
 
     The status page client comes from settings.status_page_url (empty: the live features are off); `status`
     replaces it with a ready-made client, e.g. one with a test clock. ValueError for a malformed URL."""
@@ -45,19 +52,28 @@ def build_application(
         status = None
     elif status is None:
         status = StatusClient(settings.status_page_url, ttl=STATUS_TTL)
+    processor = ChatOrderedProcessor(workers=settings.workers, flood=FloodGate())
+    updates_request = InboxRequest(storage)
     application = (
         ApplicationBuilder()
         .token(settings.token)
         .base_url(settings.base_url)
         .base_file_url(settings.base_file_url)
         .defaults(Defaults(parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True)))
-        # Queues sends under Telegram's limits and retries once a RetryAfter has passed.
-        .rate_limiter(AIORateLimiter(max_retries=2))
+        # Sends under Telegram's limits; a flood wait holds up only its own chat; transient failures are retried.
+        .rate_limiter(ChatRateLimiter())
+        .concurrent_updates(processor)
+        .get_updates_request(updates_request)
         .post_init(_post_init)
         .post_shutdown(_post_shutdown)
         .build()
     )
-    application.bot_data["doctor"] = Doctor(Responder(matcher, Markup.HTML), storage, status=status, ocr=ocr)
+    doctor = Doctor(Responder(matcher, Markup.HTML), storage, status=status, ocr=ocr)
+    # Auto-answers given before a restart still count.
+    doctor.cooldown.load(storage.cooldowns_since(time.time() - doctor.cooldown.seconds))
+    application.bot_data["doctor"] = doctor
+    processor.attach(application, storage)
+    application.bot_data["runtime"] = Runtime(processor, updates_request, storage)
     if status is not None and application.job_queue is None:
         log.warning("python-telegram-bot's job-queue extra is missing: /subscribe will send no incident messages")
     register(application)
@@ -96,19 +112,21 @@ async def _preflight(settings: Settings) -> None:
         await bot.get_me()
 
 
-def _fail(message: str, code: int = 1) -> int:
-    print(f"claude-doctor: {message}", file=sys.stderr)
+def _fail(message: str, code: int = 1, secrets: tuple[str | None, ...] = ()) -> int:
+    print(f"claude-doctor: {redact(message, secrets)}", file=sys.stderr)
     return code
 
 
 def run_bot(*, webhook: bool = False) -> int:
-    """Start the bot until interrupted; every start-up failure is one line on stderr and a non-zero exit."""
+    """Start the bot until SIGTERM/SIGINT; every start-up failure and every fatal error (a revoked token, a second
+    instance) is one line on stderr and a non-zero exit."""
     load_dotenv_if_present()
     try:
         settings = load_settings(webhook=webhook)
     except ConfigError as exc:
         return _fail(str(exc), 2)
-    setup_logging(settings.log_level, settings.token)
+    secrets = (settings.token, settings.webhook_secret)
+    setup_logging(settings.log_level, settings.token, (settings.webhook_secret,))
     try:
         matcher = get_matcher()
     except KnowledgeError as exc:
@@ -137,30 +155,18 @@ def run_bot(*, webhook: bool = False) -> int:
     api = urlparse(settings.base_url)
     try:
         asyncio.run(_preflight(settings))
-        if webhook:
-            assert settings.webhook_url is not None
-            path = urlparse(settings.webhook_url).path.strip("/") or "telegram"
-            log.info("serving the webhook on %s:%s/%s", settings.listen, settings.port, path)
-            application.run_webhook(
-                listen=settings.listen,
-                port=settings.port,
-                url_path=path,
-                webhook_url=settings.webhook_url,
-                secret_token=settings.webhook_secret,
-                allowed_updates=Update.ALL_TYPES,
-                drop_pending_updates=False,
-            )
-        else:
-            log.info("polling the Bot API at %s://%s", api.scheme, api.netloc)
-            application.run_polling(allowed_updates=Update.ALL_TYPES)
+        fatal = asyncio.run(serve(application, settings, webhook=webhook))
     except InvalidToken:
-        return _fail("Telegram rejected TELEGRAM_BOT_TOKEN: check it with @BotFather")
+        return _fail("Telegram rejected TELEGRAM_BOT_TOKEN: check it with @BotFather", secrets=secrets)
     except NetworkError as exc:
-        return _fail(f"cannot reach the Bot API at {api.scheme}://{api.netloc}: {exc.message}")
+        return _fail(f"cannot reach the Bot API at {api.scheme}://{api.netloc}: {exc.message}", secrets=secrets)
     except OSError as exc:
-        return _fail(f"cannot serve the webhook on {settings.listen}:{settings.port}: {exc.strerror or exc}")
+        where = f"{settings.listen}:{settings.port}"
+        return _fail(f"cannot serve the webhook on {where}: {exc.strerror or exc}", secrets=secrets)
     except (TimeoutError, TelegramError) as exc:
-        return _fail(f"the Bot API refused to start the bot: {exc}")
+        return _fail(f"the Bot API refused to start the bot: {exc}", secrets=secrets)
     finally:
         storage.close()
+    if fatal is not None:
+        return _fail(fatal, secrets=secrets)
     return 0

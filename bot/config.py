@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 OFFICIAL_BASE_URL = "https://api.telegram.org/bot"
 DEFAULT_STATUS_PAGE = "https://status.claude.com"
@@ -27,11 +29,14 @@ class Settings:
     base_file_url: str = "https://api.telegram.org/file/bot"
     webhook_url: str | None = None
     webhook_secret: str | None = None
-    listen: str = "0.0.0.0"
+    # Loopback unless LISTEN says otherwise: a webhook open to the world is a choice, not a default.
+    listen: str = "127.0.0.1"
     port: int = 8080
     data_dir: Path = Path("data")
     log_level: str = "INFO"
     status_page_url: str = DEFAULT_STATUS_PAGE
+    # Updates worked on at once (each chat's in order); tests that prove silence with a marker use 1.
+    workers: int = 64
 
 
 def load_dotenv_if_present() -> None:
@@ -62,6 +67,11 @@ def load_settings(*, webhook: bool = False, env: dict[str, str] | None = None) -
     base_url = get("TELEGRAM_BASE_URL") or OFFICIAL_BASE_URL
     if not base_url.startswith(("http://", "https://")):
         raise ConfigError(f"TELEGRAM_BASE_URL must start with http:// or https://, got {base_url!r}")
+    if not urlparse(base_url).path.rstrip("/").endswith("/bot"):
+        # The token is appended to this URL: without /bot it would land in the host or port (and in error lines).
+        raise ConfigError(
+            "TELEGRAM_BASE_URL must end in /bot (e.g. http://127.0.0.1:8081/bot): the token is appended to it"
+        )
     base_file_url = get("TELEGRAM_BASE_FILE_URL") or file_url_for(base_url)
     port_text = get("PORT", "8080")
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
@@ -86,7 +96,7 @@ def load_settings(*, webhook: bool = False, env: dict[str, str] | None = None) -
         base_file_url=base_file_url,
         webhook_url=webhook_url,
         webhook_secret=secret,
-        listen=get("LISTEN", "0.0.0.0"),
+        listen=get("LISTEN") or "127.0.0.1",
         port=int(port_text),
         data_dir=Path(get("DATA_DIR") or "data"),
         log_level=level,
@@ -94,22 +104,36 @@ def load_settings(*, webhook: bool = False, env: dict[str, str] | None = None) -
     )
 
 
-class RedactToken(logging.Formatter):
-    """A formatter that replaces the bot token in the whole formatted record, tracebacks included."""
+def redact(text: str, secrets: Iterable[str | None]) -> str:
+    """`text` with each secret (the token, the webhook secret) replaced by a placeholder."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "<redacted>")
+    return text
 
-    def __init__(self, token: str, fmt: str | None = None) -> None:
+
+class RedactToken(logging.Formatter):
+    """A formatter that replaces the bot token and the webhook secret in the whole formatted record, tracebacks
+    included, at every level."""
+
+    def __init__(self, token: str, fmt: str | None = None, secrets: Iterable[str | None] = ()) -> None:
         super().__init__(fmt)
         self.token = token
+        self.secrets = tuple(s for s in secrets if s)
 
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
-        return text.replace(self.token, "<token>") if self.token else text
+        if self.token:
+            text = text.replace(self.token, "<token>")
+        for secret in self.secrets:
+            text = text.replace(secret, "<secret>")
+        return text
 
 
-def setup_logging(level: str, token: str = "") -> None:
-    """Log to stderr at `level`, with httpx's per-request lines off and the token redacted everywhere."""
+def setup_logging(level: str, token: str = "", secrets: Iterable[str | None] = ()) -> None:
+    """Log to stderr at `level`, with httpx's per-request lines off and the token and secrets redacted everywhere."""
     handler = logging.StreamHandler()
-    handler.setFormatter(RedactToken(token, "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(RedactToken(token, "%(asctime)s %(levelname)s %(name)s: %(message)s", secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

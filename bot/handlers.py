@@ -319,7 +319,9 @@ async def cmd_fix(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             answer = await diagnose(doctor, update, text, lang) if text else doctor.responder.media(lang)
         sent = await send_answer(context, message.chat_id, answer, target)
         if sent is not None:
-            doctor.storage.remember_answer(message.chat_id, target.message_id, sent.message_id)
+            await doctor.storage.write(
+                doctor.storage.remember_answer, message.chat_id, target.message_id, sent.message_id
+            )
         return
     # The command's own text, not context.args: that keeps the user's line breaks.
     full = message_text(message)
@@ -328,7 +330,7 @@ async def cmd_fix(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     reply_to = message if is_group(update.effective_chat) else None
     sent = await send_answer(context, message.chat_id, answer, reply_to)
     if sent is not None and rest:
-        doctor.storage.remember_answer(message.chat_id, message.message_id, sent.message_id)
+        await doctor.storage.write(doctor.storage.remember_answer, message.chat_id, message.message_id, sent.message_id)
 
 
 async def cmd_lang(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -348,11 +350,11 @@ async def cmd_lang(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         if not await is_admin(update, context):
             await send_answer(context, chat.id, doctor.responder.say("admins_only", lang), reply_to)
             return
-        doctor.storage.set_chat_lang(chat.id, choice)
+        await doctor.storage.write(doctor.storage.set_chat_lang, chat.id, choice)
         await send_answer(context, chat.id, doctor.responder.say("group_lang_set", choice), reply_to)
         return
     if update.effective_user is not None:
-        doctor.storage.set_user_lang(update.effective_user.id, choice)
+        await doctor.storage.write(doctor.storage.set_user_lang, update.effective_user.id, choice)
     await send_answer(context, chat.id, doctor.responder.say("lang_set", choice), None)
 
 
@@ -375,7 +377,7 @@ async def cmd_autoreply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     if not await is_admin(update, context):
         await send_answer(context, chat.id, doctor.responder.say("admins_only", lang), message)
         return
-    doctor.storage.set_autoreply(chat.id, choice == "on")
+    await doctor.storage.write(doctor.storage.set_autoreply, chat.id, choice == "on")
     await send_answer(context, chat.id, doctor.responder.say(f"autoreply_{choice}", lang), message)
 
 
@@ -418,7 +420,7 @@ async def cmd_tz(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         except ValueError:
             text = live.tz_unknown(name, lang)
         else:
-            doctor.storage.set_user_tz(user.id, zone.key)
+            await doctor.storage.write(doctor.storage.set_user_tz, user.id, zone.key)
             text = live.tz_answer("tz_set", doctor.now(), zone, lang)
     await send_answer(context, chat.id, Answer(text), reply_to)
 
@@ -438,7 +440,7 @@ async def cmd_subscribe(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     user = update.effective_user
     # A group's messages use the zone of the admin who subscribed it; a private chat's follow the user's /tz.
     tz_name = doctor.storage.user_tz(user.id) if user is not None else None
-    if not doctor.storage.subscribe(chat.id, lang, tz_name):
+    if await doctor.storage.write(doctor.storage.subscribe, chat.id, lang, tz_name) is False:
         await send_answer(context, chat.id, doctor.responder.say("sub_already", lang), reply_to)
         return
     ensure_polling(context.application)
@@ -448,7 +450,7 @@ async def cmd_subscribe(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         async with doctor.poll_lock:
             # The first subscriber's view is the baseline: what is open now is not news to announce later.
             if doctor.storage.seen_incidents() is None:
-                doctor.storage.save_seen(diff(None, summary)[1])
+                await doctor.storage.write(doctor.storage.save_seen, diff(None, summary)[1])
         line = doctor.responder.live.status_line(summary, doctor.now(), user_tz(doctor, update, lang), lang)
         answer = Answer(f"{answer.text}\n\n{line}")
     await send_answer(context, chat.id, answer, reply_to)
@@ -463,7 +465,7 @@ async def cmd_unsubscribe(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     if is_group(chat) and not await is_admin(update, context):
         await send_answer(context, chat.id, doctor.responder.say("admins_only", lang), reply_to)
         return
-    removed = doctor.storage.unsubscribe(chat.id)
+    removed = await doctor.storage.write(doctor.storage.unsubscribe, chat.id)
     stop_polling_if_unwatched(context.application)
     key = "unsub_done" if removed else "unsub_not_subscribed"
     await send_answer(context, chat.id, doctor.responder.say(key, lang), reply_to)
@@ -525,7 +527,7 @@ async def poll_once(application: Application) -> bool:  # type: ignore[type-arg]
             return False
         events, seen = diff(doctor.storage.seen_incidents(), summary)
         # Remembered before sending: a crash halfway may drop a message but a restart never repeats one.
-        doctor.storage.save_seen(seen)
+        await doctor.storage.write(doctor.storage.save_seen, seen)
         for event in events:
             for subscription in doctor.storage.subscriptions():
                 await notify(application, doctor, subscription, event)
@@ -547,7 +549,7 @@ async def notify(application: Application, doctor: Doctor, subscription: Subscri
             await application.bot.send_message(chat_id, part)
         except Forbidden as exc:
             log.info("chat %s is closed to the bot (%s); unsubscribed", chat_id, exc.message)
-            doctor.storage.unsubscribe(chat_id)
+            await doctor.storage.write(doctor.storage.unsubscribe, chat_id)
             return
         except TelegramError as exc:
             log.warning("incident message to chat %s failed: %s", chat_id, exc)
@@ -568,7 +570,7 @@ async def on_private_message(update: Update, context: ContextTypes.DEFAULT_TYPE)
     answer = await diagnose(doctor, update, text, lang) if text else doctor.responder.media(lang)
     sent = await send_answer(context, message.chat_id, answer, None)
     if sent is not None and text:
-        doctor.storage.remember_answer(message.chat_id, message.message_id, sent.message_id)
+        await doctor.storage.write(doctor.storage.remember_answer, message.chat_id, message.message_id, sent.message_id)
 
 
 async def on_group_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -593,13 +595,13 @@ async def on_group_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -
             answer = doctor.responder.say("ask_for_error", lang)
         sent = await send_answer(context, chat.id, answer, target)
         if sent is not None:
-            doctor.storage.remember_answer(chat.id, target.message_id, sent.message_id)
+            await doctor.storage.write(doctor.storage.remember_answer, chat.id, target.message_id, sent.message_id)
         return
     if replied is not None and replied.from_user is not None and replied.from_user.id == me.id:
         if text:
             sent = await send_answer(context, chat.id, await diagnose(doctor, update, text, lang), message)
             if sent is not None:
-                doctor.storage.remember_answer(chat.id, message.message_id, sent.message_id)
+                await doctor.storage.write(doctor.storage.remember_answer, chat.id, message.message_id, sent.message_id)
         return
     await auto_answer(update, context, doctor, message, text, lang)
 
@@ -612,8 +614,9 @@ def may_auto_answer(doctor: Doctor, message: Message) -> bool:
     return not message.is_automatic_forward and doctor.storage.chat(message.chat_id).autoreply
 
 
-def claim_cooldown(doctor: Doctor, chat_id: int, answer: Answer | None) -> bool:
-    """Whether this sure answer may go out now: at most once per cause per chat per cooldown (claimed if so)."""
+async def claim_cooldown(doctor: Doctor, chat_id: int, answer: Answer | None) -> bool:
+    """Whether this sure answer may go out now: at most once per cause per chat per cooldown (claimed if so, and
+    kept in the store so a restart does not repeat it)."""
     d = answer.diagnosis if answer is not None else None
     if d is None or not d.matched:
         return False
@@ -621,7 +624,8 @@ def claim_cooldown(doctor: Doctor, chat_id: int, answer: Answer | None) -> bool:
     if not doctor.cooldown.ready(chat_id, key):
         log.debug("auto-answer about %s in chat %s held back by the cooldown", key, chat_id)
         return False
-    doctor.cooldown.mark(chat_id, key)
+    at = doctor.cooldown.mark(chat_id, key)
+    await doctor.storage.write(doctor.storage.save_cooldown, chat_id, key, at)
     return True
 
 
@@ -632,12 +636,12 @@ async def auto_answer(
     if not text or not may_auto_answer(doctor, message):
         return
     answer = doctor.responder.diagnosis(text, lang, strict=True)
-    if not claim_cooldown(doctor, message.chat_id, answer):
+    if not await claim_cooldown(doctor, message.chat_id, answer):
         return
     answer = await live_answer(doctor, update, answer, lang)
     sent = await send_answer(context, message.chat_id, answer, message)
     if sent is not None:
-        doctor.storage.remember_answer(message.chat_id, message.message_id, sent.message_id)
+        await doctor.storage.write(doctor.storage.remember_answer, message.chat_id, message.message_id, sent.message_id)
 
 
 async def on_edited_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -700,7 +704,7 @@ async def on_group_image(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     if not may_auto_answer(doctor, message):
         return
     answer = await image_answer(context, doctor, update, image, caption, lang, strict=True)
-    if answer is not None and claim_cooldown(doctor, message.chat_id, answer):
+    if answer is not None and await claim_cooldown(doctor, message.chat_id, answer):
         await send_answer(context, message.chat_id, answer, message)
 
 
@@ -793,7 +797,7 @@ async def on_membership(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     status = change.new_chat_member.status
     if status in (ChatMember.LEFT, ChatMember.BANNED):
         log.info("removed from chat %s (%s)", change.chat.id, status)
-        doctor.storage.forget_chat(change.chat.id)
+        await doctor.storage.write(doctor.storage.forget_chat, change.chat.id)
         stop_polling_if_unwatched(context.application)
     else:
         log.info("membership in chat %s is now %s", change.chat.id, status)
@@ -812,7 +816,8 @@ async def on_migration(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     else:
         return
     log.info("chat %s moved to %s", old_id, new_id)
-    doctor_of(context).storage.move_chat(old_id, new_id)
+    storage = doctor_of(context).storage
+    await storage.write(storage.move_chat, old_id, new_id)
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -862,10 +867,10 @@ def register(application: Application) -> None:  # type: ignore[type-arg]
     for name, callback in commands.items():
         application.add_handler(CommandHandler(name, callback, filters=NEW))
     application.add_handler(MessageHandler(EDITED & TEXTUAL, on_edited_message))
-    # Reading a screenshot takes about a second: those handlers run beside the others (block=False) instead of
-    # holding up every chat; the OCR service's queue limit bounds how many wait.
-    application.add_handler(MessageHandler(NEW & PRIVATE & IMAGES, on_private_image, block=False))
-    application.add_handler(MessageHandler(NEW & GROUPS & IMAGES, on_group_image, block=False))
+    # Reading a screenshot takes about a second; it holds up only its own chat (the update processor runs chats
+    # side by side), and the OCR service's queue limit bounds how many wait.
+    application.add_handler(MessageHandler(NEW & PRIVATE & IMAGES, on_private_image))
+    application.add_handler(MessageHandler(NEW & GROUPS & IMAGES, on_group_image))
     application.add_handler(MessageHandler(NEW & PRIVATE & TEXTUAL & ~filters.COMMAND, on_private_message))
     application.add_handler(MessageHandler(NEW & PRIVATE & MEDIA, on_media))
     application.add_handler(MessageHandler(NEW & GROUPS & TEXTUAL & ~filters.COMMAND, on_group_message))

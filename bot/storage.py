@@ -1,15 +1,22 @@
-"""Per-chat and per-user settings, the message-to-answer map, status subscriptions and the incidents last seen,
-kept in SQLite under DATA_DIR."""
+"""Per-chat and per-user settings, the message-to-answer map, status subscriptions, the incidents last seen, the
+auto-answer cooldowns and the update inbox, kept in SQLite under DATA_DIR."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import json
+import logging
 import sqlite3
+import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
 
 from bot.notify import SeenIncident
 
@@ -50,7 +57,27 @@ CREATE TABLE IF NOT EXISTS status_meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS cooldowns (
+    chat_id INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (chat_id, key)
+);
+CREATE TABLE IF NOT EXISTS inbox (
+    update_id INTEGER PRIMARY KEY,
+    body TEXT NOT NULL,
+    received REAL NOT NULL
+);
 """
+log = logging.getLogger(__name__)
+P = ParamSpec("P")
+T = TypeVar("T")
+# Reads run on the event loop: a store locked by another process may hold it this long at most, then the read
+# degrades to its default. Writes run in the store's own thread and may wait longer.
+READ_BUSY_TIMEOUT = 0.25
+WRITE_BUSY_TIMEOUT = 5.0
+# Cooldown rows older than this are useless (the cooldown is 10 minutes): pruned as new ones are written.
+COOLDOWN_KEEP_SECONDS = 24 * 3600
 # Edits older than this are not followed: the answer map stays small.
 ANSWER_TTL_SECONDS = 2 * 24 * 3600
 
@@ -76,27 +103,82 @@ class Subscription:
     tz: str | None = None
 
 
+def _degrades(default: Any) -> Callable[[Callable[P, T]], Callable[P, T]]:
+    """A read that returns `default` (and logs a warning) when the store is locked, full or broken: the answer
+    goes out without the setting rather than not at all."""
+
+    def wrap(method: Callable[P, T]) -> Callable[P, T]:
+        @functools.wraps(method)
+        def read(*args: P.args, **kwargs: P.kwargs) -> T:
+            try:
+                return method(*args, **kwargs)
+            except sqlite3.Error as exc:
+                log.warning("storage read %s failed (%s); using the default", method.__name__, exc)
+                return default() if callable(default) else default
+
+        return read
+
+    return wrap
+
+
 class Storage:
-    """A small SQLite database; every call is one short transaction, fast enough to run inside handlers."""
+    """A small SQLite database; every call is one short transaction. Each thread has its own connection: reads
+    run where they are called (on the event loop, with a short busy timeout), writes from the bot go through
+    `write`, which runs them one at a time in the store's own thread."""
 
     def __init__(self, data_dir: Path) -> None:
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="storage")
         try:
             data_dir.mkdir(parents=True, exist_ok=True)
             self.path = data_dir / "claude-doctor.sqlite3"
-            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            db = self._connect(WRITE_BUSY_TIMEOUT)
             # WAL without a sync per commit: a write per answered message must not cost an fsync (a crash of
             # the process loses nothing; only a power cut can lose the last moments).
-            self.db.execute("PRAGMA journal_mode = WAL")
-            self.db.execute("PRAGMA synchronous = NORMAL")
-            self.db.executescript(_SCHEMA)
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")
+            db.executescript(_SCHEMA)
             # A write now, so an unwritable directory fails at start-up rather than in the first group.
-            self.db.execute("PRAGMA user_version = 2")
+            db.execute("PRAGMA user_version = 3")
+            db.execute(f"PRAGMA busy_timeout = {int(READ_BUSY_TIMEOUT * 1000)}")
         except (OSError, sqlite3.Error) as exc:
+            self._writer.shutdown(wait=False)
             raise StorageError(f"DATA_DIR {str(data_dir)!r} is not usable: {exc}") from exc
 
-    def close(self) -> None:
-        self.db.close()
+    def _connect(self, timeout: float) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=timeout)
+        conn.execute("PRAGMA synchronous = NORMAL")
+        self._local.db = conn
+        with self._lock:
+            self._connections.append(conn)
+        return conn
 
+    @property
+    def db(self) -> sqlite3.Connection:
+        """This thread's connection (opened on first use)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "db", None)
+        return conn if conn is not None else self._connect(WRITE_BUSY_TIMEOUT)
+
+    async def write(self, method: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T | None:
+        """Run a write (a method of this store) in the store's thread, so a slow or locked disk never stalls the
+        event loop; a locked, full or broken store logs a warning and gives None instead of failing the update."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._writer, functools.partial(method, *args, **kwargs))
+        except sqlite3.Error as exc:
+            log.warning("storage write %s failed (%s); carrying on without it", method.__name__, exc)
+            return None
+
+    def close(self) -> None:
+        self._writer.shutdown(wait=True)
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+
+    @_degrades(ChatSettings)
     def chat(self, chat_id: int) -> ChatSettings:
         row = self.db.execute("SELECT autoreply, lang FROM chat_settings WHERE chat_id = ?", (chat_id,)).fetchone()
         return ChatSettings(bool(row[0]), row[1]) if row else ChatSettings()
@@ -115,6 +197,7 @@ class Storage:
             (chat_id, lang),
         )
 
+    @_degrades(None)
     def user_lang(self, user_id: int) -> str | None:
         row = self.db.execute("SELECT lang FROM user_settings WHERE user_id = ?", (user_id,)).fetchone()
         return row[0] if row else None
@@ -134,6 +217,7 @@ class Storage:
         )
         self.db.execute("DELETE FROM answers WHERE created < ?", (now - ANSWER_TTL_SECONDS,))
 
+    @_degrades(None)
     def answer_for(self, chat_id: int, message_id: int) -> int | None:
         row = self.db.execute(
             "SELECT answer_id FROM answers WHERE chat_id = ? AND message_id = ?", (chat_id, message_id)
@@ -156,6 +240,7 @@ class Storage:
 
     # --- time zones -------------------------------------------------------------------------------
 
+    @_degrades(None)
     def user_tz(self, user_id: int) -> str | None:
         """The IANA name the user chose with /tz, if any."""
         row = self.db.execute("SELECT tz FROM user_settings WHERE user_id = ?", (user_id,)).fetchone()
@@ -184,14 +269,17 @@ class Storage:
         """Drop a chat's subscription; False if it had none."""
         return self.db.execute("DELETE FROM subscriptions WHERE chat_id = ?", (chat_id,)).rowcount > 0
 
+    @_degrades(False)
     def is_subscribed(self, chat_id: int) -> bool:
         return self.db.execute("SELECT 1 FROM subscriptions WHERE chat_id = ?", (chat_id,)).fetchone() is not None
 
+    @_degrades(list)
     def subscriptions(self) -> list[Subscription]:
         """Every subscribed chat, oldest subscription first."""
         rows = self.db.execute("SELECT chat_id, lang, tz FROM subscriptions ORDER BY created, chat_id").fetchall()
         return [Subscription(chat_id, lang, tz) for chat_id, lang, tz in rows]
 
+    @_degrades(0)
     def subscription_count(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM subscriptions").fetchone()[0])
 
@@ -224,6 +312,43 @@ class Storage:
         with self._transaction():
             self.db.execute("DELETE FROM seen_incidents")
             self.db.execute("DELETE FROM status_meta WHERE key = 'baseline'")
+
+    # --- auto-answer cooldowns --------------------------------------------------------------------
+
+    def save_cooldown(self, chat_id: int, key: str, at: float) -> None:
+        """Remember that an auto-answer about `key` went to `chat_id` at `at` (wall clock), pruning old ones."""
+        with self._transaction():
+            self.db.execute("INSERT OR REPLACE INTO cooldowns (chat_id, key, at) VALUES (?, ?, ?)", (chat_id, key, at))
+            self.db.execute("DELETE FROM cooldowns WHERE at < ?", (at - COOLDOWN_KEEP_SECONDS,))
+
+    @_degrades(dict)
+    def cooldowns_since(self, since: float) -> dict[tuple[int, str], float]:
+        """The auto-answers given since `since` (wall clock), by chat and key."""
+        rows = self.db.execute("SELECT chat_id, key, at FROM cooldowns WHERE at >= ?", (since,)).fetchall()
+        return {(chat_id, key): at for chat_id, key, at in rows}
+
+    # --- the update inbox ---------------------------------------------------------------------------
+
+    def inbox_add(self, updates: Iterable[Mapping[str, Any]]) -> None:
+        """Keep updates taken from Telegram until they are handled, in one transaction (an update seen twice
+        is kept once)."""
+        rows = [(int(u["update_id"]), json.dumps(u, ensure_ascii=False), time.time()) for u in updates]
+        if not rows:
+            return
+        with self._transaction():
+            self.db.executemany("INSERT OR IGNORE INTO inbox (update_id, body, received) VALUES (?, ?, ?)", rows)
+
+    def inbox_done(self, update_ids: Iterable[int]) -> None:
+        """Forget handled updates."""
+        self.db.executemany("DELETE FROM inbox WHERE update_id = ?", [(int(i),) for i in update_ids])
+
+    def inbox_pending(self) -> list[dict[str, Any]]:
+        """The updates taken but not handled, oldest first."""
+        rows = self.db.execute("SELECT body FROM inbox ORDER BY update_id").fetchall()
+        return [json.loads(body) for (body,) in rows]
+
+    def inbox_count(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM inbox").fetchone()[0])
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:

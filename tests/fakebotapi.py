@@ -28,7 +28,8 @@ sends::
     server.push_update(server.make.group_message("just chatting"))
     await server.assert_no_call("sendMessage", since=mark)
 
-This proof does not hold if the application runs updates concurrently, or if a handler hands work
+The bot's own update processor runs chats side by side; tests that use this proof build it with
+``Settings(workers=1)``, one update at a time. This proof does not hold otherwise, or if a handler hands work
 to a background task (``application.create_task``, ``block=False``) that sends later; wait for
 that task explicitly instead.
 

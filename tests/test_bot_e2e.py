@@ -31,6 +31,8 @@ def settings_for(server: FakeBotApi, data_dir: Path) -> Settings:
         base_url=server.base_url,
         base_file_url=server.base_file_url,
         data_dir=data_dir,
+        # One update at a time: the "no answer" proofs (a marker answered after the update under test) need it.
+        workers=1,
         status_page_url="",
     )
 

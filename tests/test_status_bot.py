@@ -48,6 +48,8 @@ async def running(server: FakeBotApi, data_dir: Path, page_url: str) -> AsyncIte
         base_url=server.base_url,
         base_file_url=server.base_file_url,
         data_dir=data_dir,
+        # One update at a time: the "no answer" proofs (a marker answered after the update under test) need it.
+        workers=1,
         status_page_url=page_url,
     )
     status = StatusClient(page_url, timeout=2, ttl=0) if page_url else None

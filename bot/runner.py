@@ -1,0 +1,171 @@
+"""Run the Application until SIGTERM/SIGINT or a fatal error: the inbox's unfinished updates first, then long
+polling or the webhook; on the way out, in-flight updates get a few seconds and the rest wait in the inbox."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+from telegram import Update
+from telegram.error import TelegramError
+
+from bot.inbox import InboxRequest, parseable
+from bot.processor import ChatOrderedProcessor
+from bot.webhook import WebhookServer
+
+if TYPE_CHECKING:
+    from telegram.ext import Application
+
+    from bot.config import Settings
+    from bot.storage import Storage
+
+log = logging.getLogger(__name__)
+# Docker's stop grace is 10 s: in-flight updates get this long, the rest of shutting down fits in the remainder.
+GRACE = 4.0
+# Polling that has not succeeded for this long makes the bot unhealthy (the long poll itself lasts 10 s).
+POLL_STALE = 90.0
+HEARTBEAT_EVERY = 15.0
+HEARTBEAT_FILE = "heartbeat"
+
+
+@dataclass
+class Runtime:
+    """The parts the runner drives: the update processor, the getUpdates connection and the store."""
+
+    processor: ChatOrderedProcessor
+    updates_request: InboxRequest
+    storage: Storage
+    fatal: str | None = None
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    webhook_mode: bool = False
+
+    def fail(self, reason: str) -> None:
+        """Stop the bot with `reason` as its last line and a non-zero exit."""
+        if self.fatal is None:
+            self.fatal = reason
+        self.stop.set()
+
+    def healthy(self) -> bool:
+        """Webhook mode: the loop answers. Polling: a getUpdates succeeded lately."""
+        if self.fatal is not None:
+            return False
+        if self.webhook_mode:
+            return True
+        last = self.updates_request.last_ok
+        return last is not None and time.monotonic() - last < POLL_STALE
+
+
+def runtime_of(application: Application) -> Runtime:  # type: ignore[type-arg]
+    return application.bot_data["runtime"]
+
+
+async def replay_inbox(application: Application) -> int:  # type: ignore[type-arg]
+    """Queue the updates a previous run took but did not finish, ahead of anything new."""
+    runtime = runtime_of(application)
+    pending = runtime.storage.inbox_pending()
+    for data in pending:
+        data = parseable(data) or {"update_id": data.get("update_id", 0)}
+        await application.update_queue.put(Update.de_json(data, application.bot))
+    if pending:
+        log.info("handling %d updates left unfinished by the last run first", len(pending))
+    return len(pending)
+
+
+async def _heartbeat(application: Application, path: Path) -> None:  # type: ignore[type-arg]
+    """Touch DATA_DIR/heartbeat while healthy, for `claude-doctor health` (Docker's HEALTHCHECK)."""
+    runtime = runtime_of(application)
+    while True:
+        if runtime.healthy():
+            try:
+                await asyncio.to_thread(path.touch)
+            except OSError as exc:
+                log.warning("cannot write the heartbeat file %s: %s", path, exc)
+        await asyncio.sleep(HEARTBEAT_EVERY)
+
+
+async def serve(application: Application, settings: Settings, *, webhook: bool) -> str | None:  # type: ignore[type-arg]
+    """Run until a signal or a fatal error; returns the fatal reason (None after a signal)."""
+    runtime = runtime_of(application)
+    runtime.webhook_mode = webhook
+    runtime.updates_request.on_fatal = runtime.fail
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, runtime.stop.set)
+    server: WebhookServer | None = None
+    beat: asyncio.Task[None] | None = None
+    await application.initialize()
+    try:
+        if application.post_init is not None:
+            await application.post_init(application)
+        await replay_inbox(application)
+        await application.start()
+        if webhook:
+            server = await _start_webhook(application, settings)
+        else:
+            assert application.updater is not None
+            await application.updater.start_polling(
+                allowed_updates=Update.ALL_TYPES, error_callback=_polling_error, drop_pending_updates=False
+            )
+            api = urlparse(settings.base_url)
+            log.info("polling the Bot API at %s://%s", api.scheme, api.netloc)
+        beat = asyncio.create_task(_heartbeat(application, settings.data_dir / HEARTBEAT_FILE))
+        await runtime.stop.wait()
+        log.info("stopping: finishing the updates in flight (at most %.0f s); the rest wait in the inbox", GRACE)
+    finally:
+        if beat is not None:
+            beat.cancel()
+        await _stop(application, server)
+    return runtime.fatal
+
+
+def _polling_error(exc: TelegramError) -> None:
+    # The library retries with backoff; one line per failure, not a traceback.
+    log.warning("getUpdates failed: %s", exc)
+
+
+async def _start_webhook(application: Application, settings: Settings) -> WebhookServer:  # type: ignore[type-arg]
+    runtime = runtime_of(application)
+    assert settings.webhook_url is not None and settings.webhook_secret is not None
+    path = urlparse(settings.webhook_url).path.strip("/") or "telegram"
+
+    async def accept(data: dict[str, Any]) -> None:
+        # Kept in the inbox before Telegram hears 200: an update it stops resending is never lost.
+        data = parseable(data) or {"update_id": data["update_id"]}
+        await runtime.storage.write(runtime.storage.inbox_add, [data])
+        await application.update_queue.put(Update.de_json(data, application.bot))
+
+    server = WebhookServer(settings.listen, settings.port, path, settings.webhook_secret, accept, runtime.healthy)
+    server.start()
+    log.info("serving the webhook on %s:%s/%s (and /healthz)", settings.listen, settings.port, path)
+    await application.bot.set_webhook(
+        settings.webhook_url,
+        secret_token=settings.webhook_secret,
+        allowed_updates=Update.ALL_TYPES,
+        drop_pending_updates=False,
+    )
+    return server
+
+
+async def _stop(application: Application, server: WebhookServer | None) -> None:  # type: ignore[type-arg]
+    runtime = runtime_of(application)
+    if application.running:
+        cancelled = await runtime.processor.drain(GRACE)
+        if cancelled:
+            log.warning("%d updates were still in flight; they wait in the inbox for the next start", cancelled)
+    if server is not None:
+        await server.stop()
+    if application.updater is not None and application.updater.running:
+        await application.updater.stop()
+    if application.running:
+        await application.stop()
+        if application.post_stop is not None:
+            await application.post_stop(application)
+    await application.shutdown()
+    if application.post_shutdown is not None:
+        await application.post_shutdown(application)
