@@ -12,7 +12,7 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import DamerauLevenshtein
 
 from bot.knowledge import Entry, KnowledgeBase, Signature, iter_entries
-from bot.normalize import clean, compact, has_cjk, weight
+from bot.normalize import LETTERS, clean, compact, has_cjk, weight
 
 # Longer input is cut: a 64 KB log is the largest realistic paste, and the cap bounds the work per message.
 MAX_INPUT_CHARS = 65_536
@@ -53,7 +53,9 @@ _NEAR_CACHE = 20_000
 _VOICED_CUE = 0.8
 # The pseudo-entry that negation phrases are filed under.
 _NEGATION = ""
-_WORD = re.compile(r"[a-z0-9_]+(?:['./-][a-z0-9_]+)*")
+# Words of spaced scripts: Latin (accents too), Cyrillic, hangul. Kana run with hanzi and are matched as they are.
+_WORD_CHARS = LETTERS.replace("\u3040-\u30ff", "") + "_"
+_WORD = re.compile(rf"[{_WORD_CHARS}]+(?:['./-][{_WORD_CHARS}]+)*")
 _PARTS = re.compile(r"['./-]")
 _UNDERSCORED = re.compile(r"[a-z0-9]+_[a-z0-9_]*")
 # Only Latin letters tell run-together text: Chinese has no spaces to drop.
@@ -113,6 +115,14 @@ def _required_literal(pattern: str) -> str:
         i += 1
     runs.append(run)
     return max(runs, key=weight)
+
+
+_KANA = re.compile(r"[\u3040-\u30ff]")
+
+
+def _unspaced(text: str) -> bool:
+    """Whether a cue is written without spaces between words (hanzi or kana): matched as a substring, not as words."""
+    return has_cjk(text) or _KANA.search(text) is not None
 
 
 def _head(cue: str) -> str:
@@ -301,9 +311,9 @@ class _Vocabulary:
         # Phrases and hanzi entries are tried only when their first word, or first two hanzi, is in the text.
         self.phrases: list[tuple[str, str]] = []
         self.cjk: list[tuple[str, str]] = []
-        self.packed = [p for p in map(compact, entries) if len(p) >= _SPACELESS_MIN and not has_cjk(p)]
+        self.packed = [p for p in map(compact, entries) if len(p) >= _SPACELESS_MIN and not _unspaced(p)]
         for entry in entries:
-            if has_cjk(entry):
+            if _unspaced(entry):
                 self.cjk.append((_head(compact(entry)), compact(entry)))
                 continue
             words = _words(entry)
@@ -430,7 +440,7 @@ class Matcher:
     def _index_cue(self, entry_id: str, cue: str, w: float) -> None:
         prefix = cue.endswith("*")
         body = cue.rstrip("*").strip()
-        if has_cjk(body):
+        if _unspaced(body):
             self.cjk_cues.append((compact(body), entry_id, cue, w))
             return
         words = tuple(_words(body))

@@ -34,9 +34,12 @@ _PUNCT_MAP = {
 _PUNCT = re.compile("[" + "".join(_PUNCT_MAP) + "]")
 CJK_CHAR = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _CJK = CJK_CHAR
+# Letters of the other languages Claude's apps ship in, as case-folded text has them: Latin with accents (ß-ÿ
+# without ÷, and Latin Extended-A/B), Cyrillic, Japanese kana and Korean hangul.
+LETTERS = "0-9a-z\u00df-\u00f6\u00f8-\u024f\u0400-\u04ff\u3040-\u30ff\uac00-\ud7af"
 # The compact form keeps only letters, digits and CJK ideographs: OCR drops spaces and users
 # re-punctuate, so matching on it makes "timed out", "timedout" and "Timed-Out" the same.
-_NOT_COMPACT = re.compile(r"[^0-9a-z\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+_NOT_COMPACT = re.compile(rf"[^{LETTERS}\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 # Combining marks (strike-through, underline, accents) stacked on letters by "fancy text" generators.
 _COMBINING = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
 # Cyrillic and Greek letters that look Latin: mixed into English words they defeat matching.
