@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from bot.normalize import clean, compact, weight
+from bot.normalize import LETTERS, clean, compact, weight
 
 LANGS = ("zh", "en")
 CAUSE_IDS = ("network", "service", "capacity", "context")
@@ -100,7 +100,7 @@ class ContextFactors:
 # libyaml parses the knowledge base about ten times faster than pure Python, with the same line marks.
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # What a word-list entry may hold: anything else is dropped when text is split into words.
-_UNMATCHED = re.compile(r"[^0-9a-z\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\s'./_-]")
+_UNMATCHED = re.compile(rf"[^{LETTERS}\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\s'./_-]")
 VOCABULARIES = (
     "claude_words",
     "domain_words",
