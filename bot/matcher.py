@@ -221,7 +221,8 @@ _NUMBER = re.compile(r"([1-5][0-9]{2})(s?)(?![0-9]|[.,:][0-9])")
 _NOT_BEFORE_NUMBER = frozenset("0123456789.,:")
 # Before a status code: an error word, maybe a word or an HTTP version between ("api error: repeated 529").
 _STATUS_TRIGGER = (
-    r"error|status|code|http|api|错误|状态码|返回|报|被|遇到|出现|直接|got|getting|hit|hitting|returns?|returned"
+    r"error|status|code|http|api|错误|状态码|返回|报|被|遇到|出现|直接|一直|全部|全是|都是|提示|got|getting|hit|hitting"
+    r"|returns?|returned|transient|multiple"
     r"|returning|throws?|throwing|threw"
 )
 _STATUS_BEFORE = re.compile(rf"(?:{_STATUS_TRIGGER})(?:[^0-9a-z]{{0,12}}|\W+[a-z]+\W+|/[0-9.]+\s+)$")
@@ -232,7 +233,7 @@ _OCR_CODE_MAX = 2000
 _STATUS_WORD = re.compile(_STATUS_TRIGGER)
 # After it: a JSON body, a dash, or the status's own reason phrase.
 _STATUS_AFTER = re.compile(
-    r"\s*(?:\{|-\s|overloaded|internal|too many|bad gateway|service unavailable|gateway|unauthorized|forbidden"
+    r"\s*(?:\{|-\s|overloaded|internal|too many|bad gateway|service unavailable|gateway|unauthorized|forbidden|errors\b"
     r"|request too large|not found)"
 )
 
