@@ -507,6 +507,8 @@ class Matcher:
         ctx = self._context(packed, lookup, len(words), spaceless, asks, heads, negated, voiced)
         if asks or ctx.question:
             ctx = replace(ctx, quoted=_quoted(cleaned))
+        if not ctx.advice and _TALK_TITLE.match(cleaned):
+            ctx = replace(ctx, advice=True)
         if image:
             # A screenshot shows the error on its own screen, whose sidebar lists the user's chat titles
             # ("英语面试准备"): they are not a tip about errors.
@@ -793,6 +795,12 @@ class Matcher:
         return Diagnosis(cause=None, confidence=best, known=best_id, runner_up=runner_up, evidence=evidence)
 
 
+# A commit subject, pull-request title or feature-request heading ("fix(api): retry on 529", "feat: ...",
+# "[Feature Request] ..."): it talks about handling an error, not about hitting one. A "[BUG]" title is a report.
+_TALK_TITLE = re.compile(
+    r"\W*(?:(?:fix|feat|feature|chore|docs?|refactor|perf|test|build|ci|revert)(?:\([^)\n]{0,40}\))?!?:"
+    r"|\[(?:feature|feature request|enhancement|proposal|rfc|docs?|infrastructure|improvement)\])"
+)
 # A quoted span: double, curly or corner quotes, backticks, or single quotes that are not apostrophes.
 _QUOTED = re.compile(
     r"\"([^\"\n]{3,120})\"|`([^`\n]{3,120})`|「([^」\n]{2,120})」|『([^』\n]{2,120})』"
