@@ -140,6 +140,10 @@ def test_a_negated_problem_is_not_reported(denied: str, reported: str) -> None:
         ("打开就直接 403", 403),
         ("keep getting 529 on opus", 529),
         ("got a 429 from the api", 429),
+        ("我这也用claude 全部429", 429),
+        ("一直429", 429),
+        ("I encountered multiple 500 errors from the API", 500),
+        ("appeared as a transient 500 during a session", 500),
     ],
 )
 def test_a_status_code_after_a_verb_of_getting_it_counts(text: str, code: int) -> None:
@@ -164,6 +168,37 @@ def test_an_errors_own_we_is_not_chat() -> None:
 def test_a_tip_about_an_error_is_not_a_report_of_it() -> None:
     assert diagnose("pro tip: when claude is overloaded at peak hours, switch to sonnet").cause is None
     assert diagnose("claude is overloaded at peak hours, switching to sonnet").cause == "capacity"
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "fix: retry on Anthropic 529 overloaded errors",
+        "feat(api): fall back to Sonnet when Opus is overloaded",
+        "[Feature Request] show a clearer message on Connection Error",
+        "feat: 为普通Claude账户添加529错误处理功能",
+    ],
+)
+def test_a_commit_subject_or_feature_request_is_not_a_report(title: str) -> None:
+    assert diagnose(title, strict=True).cause is None
+
+
+def test_a_bug_report_title_is_still_a_report() -> None:
+    assert diagnose("[BUG] API Error: 529 Overloaded").cause == "capacity"
+
+
+@pytest.mark.parametrize(
+    ("text", "cause"),
+    [
+        ("Claude 사용 한도에 도달했습니다. 한도는 오후 7시(아시아/도쿄)에 재설정됩니다.", "context"),
+        ("予期せぬ容量制限により、Claudeは現在応答できません", "capacity"),
+        ("Claude tornerà presto. Claude sta riscontrando un’interruzione temporanea del servizio.", "service"),
+        ("Claude: hai raggiunto il limite di utilizzo, riprova più tardi", "context"),
+        ("Claude: ошибка сети, проверьте подключение", "network"),
+    ],
+)
+def test_claudes_messages_in_the_other_languages_its_apps_ship_in(text: str, cause: str) -> None:
+    assert diagnose(text).cause == cause
 
 
 def test_a_screenshots_chat_titles_are_not_tips() -> None:
