@@ -25,6 +25,9 @@ PEAK_CAUSES = frozenset({"capacity", "context"})
 LIVE_WAIT = 2.0
 # An incident update is a paragraph or two; a runaway one must not crowd out the rest of a message.
 UPDATE_LIMIT = 700
+# Names from the status page (incidents, components) are cut to this before they are marked up, so a message is
+# never split inside a tag.
+NAME_LIMIT = 200
 # Most severe first, for the one incident a diagnosis line names.
 _SEVERITY = ("critical", "major", "minor", "none", "maintenance")
 
@@ -103,7 +106,7 @@ class Live:
             return localize(self._t("live_no_incident", lang), lang)
         worst = min(summary.incidents, key=_severity)
         since = self.when(worst.started_at, now, tz, lang)
-        line = self._t("live_incident", lang, name=worst.name, since=since, tz=tz.key)
+        line = self._t("live_incident", lang, name=_clip(worst.name, NAME_LIMIT), since=since, tz=tz.key)
         if len(summary.incidents) > 1:
             line += " " + self._t("live_incident_more", lang, count=len(summary.incidents) - 1)
         return localize(line, lang)
@@ -145,7 +148,7 @@ class Live:
             since=self.when(incident.started_at, now, tz, lang),
             updated=self.when(incident.updated_at, now, tz, lang),
         )
-        lines = [self.markup.bold(incident.name), meta]
+        lines = [self.markup.bold(_clip(incident.name, NAME_LIMIT)), meta]
         if incident.latest_update:
             lines.append(self.markup.esc(_clip(incident.latest_update, UPDATE_LIMIT)))
         if incident.url:
@@ -161,7 +164,12 @@ class Live:
         if degraded:
             lines += ["", self.markup.bold(self.kb.text("status_components_heading", lang))]
             lines += [
-                self._t("status_component_line", lang, name=c.name, state=self._word("component", c.status, lang))
+                self._t(
+                    "status_component_line",
+                    lang,
+                    name=_clip(c.name, NAME_LIMIT),
+                    state=self._word("component", c.status, lang),
+                )
                 for c in degraded
             ]
         elif summary.components:
@@ -194,7 +202,7 @@ class Live:
             key = "notify_updated"
         else:
             key = "notify_maintenance_resolved" if maintenance else "notify_resolved"
-        lines = [self.markup.bold(self.kb.text(key, lang, name=seen.name))]
+        lines = [self.markup.bold(self.kb.text(key, lang, name=_clip(seen.name, NAME_LIMIT)))]
         if event.incident is not None:
             lines += self._incident_block(event.incident, now, tz, lang)[1:]
         else:

@@ -210,6 +210,22 @@ def test_a_runaway_update_is_clipped(plain: Live) -> None:
     assert len(update_line) <= UPDATE_LIMIT and update_line.endswith("…")
 
 
+def test_a_huge_incident_name_is_cut_before_markup_never_inside_a_tag(html: Live) -> None:
+    import re
+
+    from bot.replies import split_message
+
+    page = look("major")
+    huge = replace(page, incidents=[replace(i, name="Outage <x> & " * 400) for i in page.incidents])
+    text = html.status_page(huge, PAGE, IN_PEAK, UTC_ZONE, "en")
+    for part in split_message(text):
+        assert len(part) <= 4096
+        assert part.count("<b>") == part.count("</b>")
+        assert "<x>" not in part and not re.search(r"<(?!/?(b|a|i|code)\b)", part)
+    status_line = html.status_line(huge, IN_PEAK, UTC_ZONE, "en")
+    assert len(status_line) < 600
+
+
 def test_status_page_in_chinese_translates_the_page_vocabulary(plain: Live) -> None:
     text = plain.status_page(look("major"), PAGE, IN_PEAK, SH, "zh")
     assert "Claude 状态：部分服务严重故障" in text and "claude.ai：严重中断" in text and "已找到原因" in text
