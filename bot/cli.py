@@ -60,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("chat", help="the console chat: answers here as the bot does in a private chat")
     st = sub.add_parser("status", help="Claude's live status from its status page (STATUS_PAGE_URL)")
     st.add_argument("--json", action="store_true", help="print one JSON object")
+    sub.add_parser("health", help="exit 0 if the bot running on DATA_DIR is healthy (Docker's HEALTHCHECK)")
     return p
 
 
@@ -211,7 +212,9 @@ def _batch(matcher: Matcher, args: argparse.Namespace, out: TextIO) -> int:
     threshold = kb.thresholds.strict if args.strict else kb.thresholds.asked
     # Once OCR turns out not to work at all, the remaining image lines get the same answer without retrying.
     ocr_down: ImageProblem | None = None
+    lines = answered = 0
     for n, raw in enumerate(sys.stdin.buffer, 1):
+        lines = n
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError:
@@ -244,6 +247,11 @@ def _batch(matcher: Matcher, args: argparse.Namespace, out: TextIO) -> int:
         result = matcher.diagnose(text, threshold=threshold, image=key == "image").to_json()
         print(json.dumps(_image_json(result, text) if key == "image" else result, ensure_ascii=False), file=out)
         out.flush()
+        answered += 1
+    if lines and not answered:
+        # A script must be able to tell that nothing in its input could be diagnosed.
+        print(f"claude-doctor: none of the {lines} lines could be diagnosed", file=sys.stderr)
+        return EXIT_FAIL
     return EXIT_OK
 
 
@@ -333,6 +341,30 @@ def cmd_status(args: argparse.Namespace) -> int:
     return status_command(os.environ.get("STATUS_PAGE_URL", DEFAULT_STATUS_PAGE).strip(), args.json)
 
 
+def cmd_health(args: argparse.Namespace) -> int:
+    """`claude-doctor health`: the running bot touches DATA_DIR/heartbeat while it polls or serves; a stale or
+    missing heartbeat is one line and exit 1."""
+    import os
+    import time
+    from pathlib import Path
+
+    from bot.config import load_dotenv_if_present
+    from bot.runner import HEARTBEAT_FILE, HEARTBEAT_STALE
+
+    load_dotenv_if_present()
+    path = Path(os.environ.get("DATA_DIR", "").strip() or "data") / HEARTBEAT_FILE
+    try:
+        age = time.time() - path.stat().st_mtime
+    except OSError:
+        print(f"claude-doctor: unhealthy: no heartbeat at {path} (is the bot running?)", file=sys.stderr)
+        return EXIT_FAIL
+    if age > HEARTBEAT_STALE:
+        print(f"claude-doctor: unhealthy: last heartbeat {age:.0f} s ago", file=sys.stderr)
+        return EXIT_FAIL
+    print(f"healthy: heartbeat {age:.0f} s ago")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     args = _parser().parse_args(argv)
@@ -343,6 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run": cmd_run,
         "chat": cmd_chat,
         "status": cmd_status,
+        "health": cmd_health,
     }
     try:
         if args.command is None:

@@ -32,6 +32,8 @@ GRACE = 4.0
 POLL_STALE = 90.0
 HEARTBEAT_EVERY = 15.0
 HEARTBEAT_FILE = "heartbeat"
+# `claude-doctor health` calls a heartbeat older than this stale (four missed beats).
+HEARTBEAT_STALE = 4 * HEARTBEAT_EVERY
 
 
 @dataclass

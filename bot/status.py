@@ -307,8 +307,7 @@ def format_json(summary: StatusSummary) -> str:
 def status_command(base_url: str, as_json: bool, timeout: float = 5.0) -> int:
     """`claude-doctor status [--json]`: print the summary and return 0, or one line on stderr and return 1."""
     if not (base_url or "").strip():
-        print("claude-doctor: status checks are turned off (STATUS_PAGE_URL is empty)", file=sys.stderr)
-        return 1
+        return _status_failed("status checks are turned off (STATUS_PAGE_URL is empty)", as_json, "off")
     timeout = max(0.1, min(timeout, _CLI_MAX_TIMEOUT))
     try:
         summary = asyncio.run(_fetch_once(base_url, timeout))
@@ -319,10 +318,18 @@ def status_command(base_url: str, as_json: bool, timeout: float = 5.0) -> int:
     except Exception as exc:
         # StatusError and a bad STATUS_PAGE_URL carry a readable reason; anything else is at least named.
         reason = str(exc) if isinstance(exc, StatusError | ValueError) else f"{type(exc).__name__}: {exc}"
-        print(f"claude-doctor: status page unavailable: {_one_line(reason, 300)}", file=sys.stderr)
-        return 1
+        return _status_failed(f"status page unavailable: {_one_line(reason, 300)}", as_json, "unavailable")
     _emit(output)
     return 0
+
+
+def _status_failed(message: str, as_json: bool, state: str) -> int:
+    """The failure as one line on stderr and, with --json, as JSON on stdout too (a script reading stdout gets
+    an object either way); exit 1."""
+    print(f"claude-doctor: {message}", file=sys.stderr)
+    if as_json:
+        print(json.dumps({"error": message, "state": state}))
+    return 1
 
 
 def _emit(text: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -165,6 +166,31 @@ def test_status_command_reads_the_page_named_by_status_page_url(state: str, code
     else:
         assert result.stderr.decode().startswith("claude-doctor: status page unavailable: ")
         assert b"Traceback" not in result.stderr
+        failure = json.loads(result.stdout)
+        assert failure["state"] == "unavailable" and failure["error"].startswith("status page unavailable: ")
+
+
+def test_health_without_a_running_bot_is_one_line_and_exit_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    assert main(["health"]) == 1
+    assert capsys.readouterr().err.startswith("claude-doctor: unhealthy: no heartbeat at ")
+    beat = tmp_path / "heartbeat"
+    beat.touch()
+    assert main(["health"]) == 0
+    old = beat.stat().st_mtime - 3600
+    os.utime(beat, (old, old))
+    assert main(["health"]) == 1
+
+
+def test_batch_where_every_line_failed_exits_non_zero(monkeypatch: pytest.MonkeyPatch) -> None:
+    stdin = io.TextIOWrapper(io.BytesIO(b'not json\n{"text": ""}\n'), encoding="utf-8")
+    monkeypatch.setattr(sys, "stdin", stdin)
+    out = io.StringIO()
+    assert cmd_diagnose(_parser().parse_args(["diagnose", "--batch"]), out) == 1
+    assert all("error" in json.loads(line) for line in out.getvalue().splitlines())
 
 
 def test_answers_do_not_depend_on_the_process_hash_seed() -> None:

@@ -518,7 +518,8 @@ def test_command_failure(page: FakeStatuspage, capsys: Capture, state: str, reas
     page.state = state
     assert status_command(page.base_url, as_json=True, timeout=0.3) == 1
     out, err = capsys.readouterr()
-    assert out == ""
+    # --json prints JSON on failure too, for scripts that read stdout.
+    assert json.loads(out) == {"error": f"status page unavailable: {reason}", "state": "unavailable"}
     assert err == f"claude-doctor: status page unavailable: {reason}\n"
 
 
@@ -532,7 +533,8 @@ def test_command_refused(capsys: Capture) -> None:
 def test_command_off(capsys: Capture, url: str) -> None:
     assert status_command(url, as_json=True) == 1
     out, err = capsys.readouterr()
-    assert (out, err) == ("", "claude-doctor: status checks are turned off (STATUS_PAGE_URL is empty)\n")
+    assert json.loads(out)["state"] == "off"
+    assert err == "claude-doctor: status checks are turned off (STATUS_PAGE_URL is empty)\n"
 
 
 def test_command_bad_url(capsys: Capture) -> None:
