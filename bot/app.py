@@ -108,8 +108,15 @@ async def _post_shutdown(application: Application) -> None:  # type: ignore[type
 async def _preflight(settings: Settings) -> None:
     """Ask the Bot API who we are with a throwaway client, so a bad token or address fails here in one line
     rather than inside the Application's start-up, which logs a traceback first."""
-    async with Bot(settings.token, base_url=settings.base_url, base_file_url=settings.base_file_url) as bot:
-        await bot.get_me()
+    # The library logs an unreadable answer (an HTML page) with a traceback; here the one line below says it all.
+    request_log = logging.getLogger("telegram.request")
+    level = request_log.level
+    request_log.setLevel(logging.CRITICAL)
+    try:
+        async with Bot(settings.token, base_url=settings.base_url, base_file_url=settings.base_file_url) as bot:
+            await bot.get_me()
+    finally:
+        request_log.setLevel(level)
 
 
 def _fail(message: str, code: int = 1, secrets: tuple[str | None, ...] = ()) -> int:
@@ -164,6 +171,9 @@ def run_bot(*, webhook: bool = False) -> int:
         where = f"{settings.listen}:{settings.port}"
         return _fail(f"cannot serve the webhook on {where}: {exc.strerror or exc}", secrets=secrets)
     except (TimeoutError, TelegramError) as exc:
+        if "Invalid server response" in str(exc):
+            where = f"{api.scheme}://{api.netloc}"
+            return _fail(f"the Bot API at {where} did not answer with JSON (a proxy's page?)", secrets=secrets)
         return _fail(f"the Bot API refused to start the bot: {exc}", secrets=secrets)
     finally:
         storage.close()

@@ -24,7 +24,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatMemberStatus, ChatType
-from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
 from telegram.ext import (
     Application,
     CallbackContext,
@@ -44,6 +44,7 @@ from bot.live import LIVE_WAIT, user_zone, wants_status
 from bot.notify import Backoff, Event, diff
 from bot.ocr import ImageRejected, OcrService, OcrUnavailable
 from bot.peak import resolve_tz
+from bot.ratelimit import ANSWERED
 from bot.replies import localize, resolve_lang, split_message
 from bot.responder import CAUSE_BUTTON, CAUSES_BUTTON, Answer, Button, Responder
 from bot.status import StatusClient, StatusError
@@ -821,9 +822,15 @@ async def on_migration(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Log the failing update's id and the error; a private chat gets a short apology, never a traceback."""
+    """Log the failing update's id and the error; a private chat that got nothing gets a short apology, never a
+    traceback (after the answer went out, a failure in what follows is the bot's business only)."""
     update_id = update.update_id if isinstance(update, Update) else None
-    log.error("update %s failed: %r", update_id, context.error, exc_info=context.error)
+    if ANSWERED.get():
+        log.warning("update %s failed after its answer went out: %r", update_id, context.error)
+        return
+    # A network failure that outlasted the retries needs no traceback; anything else is a bug and gets one.
+    trace = None if isinstance(context.error, NetworkError) else context.error
+    log.error("update %s failed, its answer is lost: %r", update_id, context.error, exc_info=trace)
     if isinstance(update, Update) and update.effective_chat and update.effective_chat.type == ChatType.PRIVATE:
         doctor = doctor_of(context)
         try:

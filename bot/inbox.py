@@ -82,8 +82,9 @@ class InboxRequest(HTTPXRequest):
                     f"the Bot API answered getUpdates {GARBLED_LIMIT} times with something that is not a list of "
                     "updates (a proxy's page?): check TELEGRAM_BASE_URL"
                 )
-            log.warning("getUpdates answered with something that is not a list of updates; trying again")
-            return code, payload
+            # Handed on as a gateway error: the library retries with backoff, without a traceback per try.
+            return 502, b'{"ok": false, "error_code": 502, "description": "not a list of updates"}'
+
         self._garbled = 0
         updates = [u for u in map(parseable, result) if u is not None]
         if updates and self.storage is not None:

@@ -85,27 +85,29 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
             return
         key = chat_key(update)
         if key is None:
-            await self._work(coroutine)
-            await self._done(update)
+            if await self._work(coroutine):
+                await self._done(update)
             return
         lock, users = self._chats.get(key) or (asyncio.Lock(), 0)
         self._chats[key] = (lock, users + 1)
         try:
             async with lock:
-                if self.draining:
-                    _discard(coroutine)
-                    return
-                await self._work(coroutine)
+                handled = await self._work(coroutine)
         finally:
             lock, users = self._chats[key]
             if users <= 1:
                 del self._chats[key]
             else:
                 self._chats[key] = (lock, users - 1)
-        await self._done(update)
+        if handled:
+            await self._done(update)
 
-    async def _work(self, coroutine: Awaitable[Any]) -> None:
+    async def _work(self, coroutine: Awaitable[Any]) -> bool:
+        """Handle one update when a worker is free; False when shutdown began meanwhile (it stays in the inbox)."""
         async with self._slots:
+            if self.draining:
+                _discard(coroutine)
+                return False
             task = asyncio.current_task()
             if task is not None:
                 self._in_flight.add(task)
@@ -116,6 +118,7 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
             finally:
                 if task is not None:
                     self._in_flight.discard(task)
+        return True
 
     def _verdict(self, update: object) -> Verdict:
         if self.flood is None or not isinstance(update, Update) or self.application is None:

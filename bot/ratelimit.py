@@ -58,6 +58,9 @@ class ChatRateLimiter(AIORateLimiter):
         if until is None:
             return
         left = until - self.clock()
+        if left > CHAT_WAIT_CAP:
+            # Telegram refuses this chat for minutes: drop the send now rather than hold a worker that long.
+            raise RetryAfter(int(left) + 1)
         if left > 0:
             await asyncio.sleep(left)
         elif len(self._chat_until) > 1024:

@@ -75,7 +75,10 @@ T = TypeVar("T")
 # Reads run on the event loop: a store locked by another process may hold it this long at most, then the read
 # degrades to its default. Writes run in the store's own thread and may wait longer.
 READ_BUSY_TIMEOUT = 0.25
-WRITE_BUSY_TIMEOUT = 5.0
+WRITE_BUSY_TIMEOUT = 1.0
+# After a failed write the store is left alone this long (writes are skipped at once), so writes queued behind a
+# locked or full store do not each wait out the busy timeout.
+DEGRADED_SECONDS = 5.0
 # Cooldown rows older than this are useless (the cooldown is 10 minutes): pruned as new ones are written.
 COOLDOWN_KEEP_SECONDS = 24 * 3600
 # Edits older than this are not followed: the answer map stays small.
@@ -131,6 +134,7 @@ class Storage:
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="storage")
+        self._degraded_until = 0.0
         try:
             data_dir.mkdir(parents=True, exist_ok=True)
             self.path = data_dir / "claude-doctor.sqlite3"
@@ -164,11 +168,21 @@ class Storage:
     async def write(self, method: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T | None:
         """Run a write (a method of this store) in the store's thread, so a slow or locked disk never stalls the
         event loop; a locked, full or broken store logs a warning and gives None instead of failing the update."""
+        if time.monotonic() < self._degraded_until:
+            log.debug("storage write %s skipped: the store failed moments ago", method.__name__)
+            return None
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._writer, functools.partial(method, *args, **kwargs))
         except sqlite3.Error as exc:
-            log.warning("storage write %s failed (%s); carrying on without it", method.__name__, exc)
+            if time.monotonic() >= self._degraded_until:
+                log.warning(
+                    "storage write %s failed (%s); carrying on without the store for %.0f s",
+                    method.__name__,
+                    exc,
+                    DEGRADED_SECONDS,
+                )
+            self._degraded_until = time.monotonic() + DEGRADED_SECONDS
             return None
 
     def close(self) -> None:

@@ -39,7 +39,8 @@ API at a glance
 forwarded_message, photo_message, document_message, sticker_message, voice_message,
 callback_query, inline_query, my_chat_member), ``await wait_for_call(method, predicate)``,
 ``calls(method)``, ``mark()``, ``await assert_no_call(method, since=mark)``,
-``fail_next(method, flood(1) | REPLY_NOT_FOUND | BLOCKED_BY_USER | ...)``, ``add_file(bytes)``,
+``fail_next(method, flood(1) | REPLY_NOT_FOUND | BLOCKED_BY_USER | ...)``, ``answer_raw(method, status,
+body)``, ``hold(method)`` / ``release(method)`` / ``await wait_for_held(n)``, ``add_file(bytes)``,
 ``set_chat_member(chat_id, user_id, status)``, ``await wait_for_delivery(update_id)``,
 ``await wait_for_idle_poll()``; ``started_polling(app)`` / ``started_webhook(app, ...)``.
 """
@@ -781,6 +782,18 @@ class _ApiHandler(_BaseHandler):
             server._record(method, params, files, None, UNAUTHORIZED, http_method)
             self.send_json(401, UNAUTHORIZED.payload())
             return
+        raw = server._take_raw(method)
+        if raw is not None:
+            server._record(method, params, files, None, ApiError(raw[0], "raw answer"), http_method)
+            if raw[0] == 0:  # status 0: the connection is reset instead of answered
+                assert self.request.connection is not None
+                self.request.connection.close()
+                return
+            self.set_status(raw[0])
+            self.finish(raw[1])
+            return
+        if not await server._pass_hold(method, self):
+            return
         if method.lower() == "getupdates":
             result, error = await server._get_updates(params, self)
         else:
@@ -884,6 +897,9 @@ class FakeBotApi:
         self._texts: dict[tuple[str, str], str] = {}  # (kind, language_code) -> description/name
         self._webhook: dict[str, Any] | None = None
         self._poll_generation = 0
+        self._holds: set[str] = set()  # methods whose calls wait until released (see hold())
+        self._held = 0  # calls that have started to wait on a hold, ever
+        self._raw: list[tuple[str, int, bytes, int]] = []  # (method, status, body, times) scripted raw answers
 
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -1088,6 +1104,59 @@ class FakeBotApi:
         with self._lock:
             self._failures.append(_ScriptedFailure(method.lower(), error, times, predicate))
 
+    def hold(self, method: str) -> None:
+        """Make calls of ``method`` wait (unanswered, unrecorded) until :meth:`release`; a held call whose
+        client goes away (a killed bot) is dropped, as if it never reached Telegram."""
+        with self._lock:
+            self._holds.add(method.lower())
+
+    def release(self, method: str) -> None:
+        """Let held and later calls of ``method`` through."""
+        with self._lock:
+            self._holds.discard(method.lower())
+        self._wake_pollers()
+
+    async def wait_for_held(
+        self,
+        count: int,
+        timeout: float = 10.0,  # noqa: ASYNC109 - a deadline for the wait, like asyncio.wait_for
+    ) -> int:
+        """Wait until ``count`` calls in all have started waiting on a hold."""
+        return await self._wait_for("held", lambda n: n >= count - 1, timeout, lambda: f"fewer than {count} held")
+
+    def answer_raw(self, method: str, status: int, body: bytes, *, times: int = 1) -> None:
+        """Answer the next ``times`` calls of ``method`` with this status and raw body (an HTML error page, a
+        truncated JSON), as a broken proxy in front of the Bot API would; status 0 resets the connection."""
+        with self._lock:
+            self._raw.append((method.lower(), status, body, times))
+
+    def _take_raw(self, method: str) -> tuple[int, bytes] | None:
+        with self._lock:
+            for n, (name, status, body, times) in enumerate(self._raw):
+                if name == method.lower():
+                    if times <= 1:
+                        del self._raw[n]
+                    else:
+                        self._raw[n] = (name, status, body, times - 1)
+                    return status, body
+        return None
+
+    async def _pass_hold(self, method: str, handler: _BaseHandler) -> bool:
+        """Wait while ``method`` is held; False when the client went away meanwhile."""
+        with self._lock:
+            if method.lower() not in self._holds:
+                return True
+            self._held += 1
+            self._notify_waiters("held", self._held - 1)
+        while True:
+            with self._lock:
+                if method.lower() not in self._holds:
+                    return not handler.connection_closed
+            if handler.connection_closed or self._closing:
+                return False
+            assert self._wake_event is not None
+            await self._wake_event.wait()
+
     def add_file(
         self,
         content: bytes,
@@ -1229,6 +1298,7 @@ class FakeBotApi:
                 "call": self._calls,
                 "delivery": self._deliveries,
                 "idle": range(self._idle_polls),
+                "held": range(self._held),
             }[kind]
             for item in items:
                 if match(item):

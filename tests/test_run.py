@@ -124,3 +124,23 @@ def test_token_never_reaches_the_log(fake_bot_api: FakeBotApi, tmp_path: Path, l
         out, err = proc.communicate(timeout=30)
     assert fake_bot_api.token not in out + err
     assert "running as @claude_doctor_bot" in err
+
+
+def test_a_base_url_without_bot_says_so_without_the_token(tmp_path: Path) -> None:
+    env = {"TELEGRAM_BOT_TOKEN": GOOD_TOKEN, "TELEGRAM_BASE_URL": "http://127.0.0.1:9", "DATA_DIR": str(tmp_path)}
+    result = run(["run"], env, tmp_path)
+    assert "TELEGRAM_BASE_URL must end in /bot" in one_line_error(result)
+    assert GOOD_TOKEN not in result.stderr + result.stdout
+
+
+def test_a_bot_api_answering_html_at_start_up_is_one_line(fake_bot_api: FakeBotApi, tmp_path: Path) -> None:
+    fake_bot_api.answer_raw("getMe", 200, b"<html><body><h1>502 Bad Gateway</h1></body></html>", times=5)
+    env = {
+        "TELEGRAM_BOT_TOKEN": fake_bot_api.token,
+        "TELEGRAM_BASE_URL": fake_bot_api.base_url,
+        "DATA_DIR": str(tmp_path),
+    }
+    result = run(["run"], env, tmp_path)
+    line = one_line_error(result)
+    assert "Bot API" in line and fake_bot_api.token not in result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr
