@@ -83,7 +83,8 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
                 await self._slow_down(update)
             await self._done(update)
             return
-        key = chat_key(update)
+        # One worker means one queue: updates then run strictly in arrival order across chats as well.
+        key = chat_key(update) if self.workers > 1 else "all"
         if key is None:
             if await self._work(coroutine):
                 await self._done(update)

@@ -161,7 +161,44 @@ async def test_a_crash_or_stop_with_a_backlog_of_200_loses_none(
     assert "handling 200 updates left unfinished" in stderr_of(tmp_path, 1)
 
 
+async def test_webhook_updates_answered_200_survive_kill_9(fake_bot_api: FakeBotApi, tmp_path: Path) -> None:
+    api = fake_bot_api
+    port = find_free_port()
+    env = {"WEBHOOK_URL": f"http://127.0.0.1:{port}/hook", "WEBHOOK_SECRET": "s3cret", "PORT": str(port)}
+    api.hold("sendMessage")
+    chats = {6000 + n for n in range(20)}
+    with bot_process(api, tmp_path, "--webhook", **env) as first:
+        await api.wait_for_call("setWebhook", timeout=60)
+        pushed = [api.push_update(api.make.private_message(CAPACITY, user=user(api, c))) for c in sorted(chats)]
+        # Telegram heard 200 for every one of them: it will never send them again.
+        for update in pushed:
+            delivery = await api.wait_for_delivery(update["update_id"], timeout=30)
+            assert delivery.status == 200
+        first.send_signal(signal.SIGKILL)
+        await wait_exit(first)
+    assert answered_chats(api) == set()
+    api.release("sendMessage")
+    with bot_process(api, tmp_path, "--webhook", **env):
+        await wait_all_answered(api, chats, timeout=60)
+    assert chats <= answered_chats(api)
+
+
 # --- nobody held up -----------------------------------------------------------------------------
+
+
+async def test_a_user_flooding_a_private_chat_is_told_once_then_ignored(
+    fake_bot_api: FakeBotApi, tmp_path: Path
+) -> None:
+    api = fake_bot_api
+    async with running(api, tmp_path, workers=1):
+        for n in range(30):
+            api.push_update(api.make.private_message(f"/fix {n % 4 + 1}", user=user(api, 1001)))
+        marker = api.make.marker_user()
+        api.push_update(api.make.private_message("/start", user=marker))
+        await api.wait_for_call("sendMessage", to_chat(marker["id"]), timeout=10)
+    texts = [c.text for c in api.calls("sendMessage") if c.chat_id == 1001]
+    assert texts.count(SLOW_DOWN["en"]) == 1
+    assert len(texts) == 21  # 20 answers, one "slow down", then silence
 
 
 async def test_a_flooding_group_delays_a_private_answer_by_less_than_2_s(
