@@ -731,7 +731,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     elif data.startswith(CAUSE_BUTTON) and data[len(CAUSE_BUTTON) :] in {c.id for c in doctor.responder.kb.causes}:
         answer = doctor.responder.cause_page(data[len(CAUSE_BUTTON) :], lang)
     else:
-        log.info("unknown button data %r", data)
+        log.debug("unknown button data %r", data)  # user-controlled: only at DEBUG
         return
     message = query.message
     if not isinstance(message, Message):
