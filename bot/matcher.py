@@ -233,7 +233,8 @@ _OCR_CODE_MAX = 2000
 _STATUS_WORD = re.compile(_STATUS_TRIGGER)
 # After it: a JSON body, a dash, or the status's own reason phrase.
 _STATUS_AFTER = re.compile(
-    r"\s*(?:\{|-\s|overloaded|internal|too many|bad gateway|service unavailable|gateway|unauthorized|forbidden|errors\b"
+    r"\s*(?:\{|-\s|overloaded|internal|too many|bad gateway|service unavailable|gateway|unauthorized|forbidden"
+    r"|errors\b|错误|에러|오류|エラー"
     r"|request too large|not found)"
 )
 

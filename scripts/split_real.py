@@ -1,6 +1,10 @@
 """Merge harvested real-world rows into tests/data/real/ and split them by source, before any result is seen.
 
 Usage: python scripts/split_real.py HARVEST.jsonl [...]
+       python scripts/split_real.py --tune-only NAME.jsonl HARVEST.jsonl [...]
+
+The second form writes a later harvest to tests/data/real/NAME.jsonl for tuning, keeping out every row whose source
+is held out and every text the corpus already has, so the held-out set stays as it was split.
 
 Each input row: {"source", "lang", "causes", "kind", "text"}. Rows are checked, e-mail addresses and keys masked,
 exact duplicates (case and spacing folded) dropped. Whole sources (threads, pages) go to one side: all sources are
@@ -38,7 +42,43 @@ def _row(obj: dict, where: str) -> dict:
     return {"source": source, "lang": obj["lang"], "causes": causes, "kind": obj["kind"], "text": text}
 
 
+def _existing() -> tuple[set[str], set[str]]:
+    """The held-out sources, and the folded text of every row already in the corpus."""
+    held, texts = set(), set()
+    for path in sorted(OUT.glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                texts.add(" ".join(row["text"].casefold().split()))
+                if path.name == "heldout.jsonl":
+                    held.add(row["source"])
+    return held, texts
+
+
+def tune_only(name: str, paths: list[str]) -> int:
+    held, seen = _existing()
+    kept, dropped = [], 0
+    for path in paths:
+        for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            row = _row(json.loads(line), f"{path}:{n}")
+            key = " ".join(row["text"].casefold().split())
+            if key in seen or row["source"] in held:
+                dropped += 1
+                continue
+            seen.add(key)
+            kept.append(row)
+    with (OUT / name).open("w", encoding="utf-8") as fh:
+        for r in kept:
+            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+    print(f"{name}: {len(kept)} rows from {len({r['source'] for r in kept})} sources; {dropped} left out")
+    return 0
+
+
 def main(paths: list[str]) -> int:
+    if paths[:1] == ["--tune-only"]:
+        return tune_only(paths[1], paths[2:])
     seen: set[str] = set()
     rows: list[dict] = []
     dropped = 0
