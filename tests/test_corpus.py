@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.evaluate import Case, at_level, evaluate, is_correct, load_cases, text_lang
+from bot.evaluate import Case, at_level, evaluate, evaluate_levels, is_correct, load_cases, text_lang
 from bot.matcher import get_matcher
 
 DATA = Path(__file__).parent / "data" / "corpus"
@@ -64,6 +64,8 @@ def test_research_non_cause_is_named_honestly(case: Case) -> None:
         ("dev9b.jsonl", 0.97, 0.10),
         ("dev10.jsonl", 0.97, 0.01),
         ("dev11.jsonl", 0.98, 0.08),
+        ("../real/tune.jsonl", 0.81, 0.20),
+        ("../real/tune2.jsonl", 0.71, 0.22),
     ],
 )
 def test_development_sets_stay_accurate(name: str, top1: float, fp: float) -> None:
@@ -140,3 +142,14 @@ def test_real_corpus_holds_no_email_address_or_key() -> None:
     secret = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+|sk-ant-[A-Za-z0-9_-]{8,}|sk-[A-Za-z0-9]{20,}")
     leaks = [r["text"] for r in real_rows("tune.jsonl") + real_rows("heldout.jsonl") if secret.search(str(r["text"]))]
     assert not leaks
+
+
+def test_real_held_out_set_does_not_regress() -> None:
+    """Real people's text, never tuned on. Issue 9's bar is top-1 >= 95% and <= 3% false positives asked, <= 1%
+    strict: NOT met. First measured 61.3% / 25.6% (strict FP 12.0%); 66.9% / 23.1% (strict FP 11.1%) on
+    2026-12-03. This guards that level. Misses are not printed: nobody tunes on this set."""
+    levels = evaluate_levels(get_matcher(), load_cases(REAL / "heldout.jsonl"))
+    assert levels.asked.cause_cases >= 150 and levels.asked.negatives >= 100
+    assert levels.asked.top1 >= 0.66, f"top-1 {levels.asked.top1:.1%}"
+    assert levels.asked.fp_rate <= 0.24, f"false positives {levels.asked.fp_rate:.1%}"
+    assert levels.strict.fp_rate <= 0.12, f"strict false positives {levels.strict.fp_rate:.1%}"
