@@ -60,6 +60,8 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
         self._slots = asyncio.Semaphore(workers)
         self._chats: dict[Hashable, tuple[asyncio.Lock, int]] = {}
         self._in_flight: set[asyncio.Task[Any]] = set()
+        self._finished: list[int] = []
+        self._flushing = False
 
     def attach(self, application: Application, storage: Storage | None) -> None:  # type: ignore[type-arg]
         """The application (for the bot's identity and "slow down" notes) and the inbox to mark updates done in."""
@@ -155,8 +157,20 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
             log.info("could not tell chat %s to slow down: %s", chat.id, exc)
 
     async def _done(self, update: object) -> None:
-        if self.storage is not None and isinstance(update, Update):
-            await self.storage.write(self.storage.inbox_done, [update.update_id])
+        """Mark an update done in the inbox. Marks that arrive while one write is running go out together in the
+        next one (a group commit): one write per burst rather than per update."""
+        if self.storage is None or not isinstance(update, Update):
+            return
+        self._finished.append(update.update_id)
+        if self._flushing:
+            return
+        self._flushing = True
+        try:
+            while self._finished:
+                ids, self._finished = self._finished, []
+                await self.storage.write(self.storage.inbox_done, ids)
+        finally:
+            self._flushing = False
 
     @property
     def in_flight(self) -> int:
