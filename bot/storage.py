@@ -66,7 +66,8 @@ CREATE TABLE IF NOT EXISTS cooldowns (
 CREATE TABLE IF NOT EXISTS inbox (
     update_id INTEGER PRIMARY KEY,
     body TEXT NOT NULL,
-    received REAL NOT NULL
+    received REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0
 );
 """
 log = logging.getLogger(__name__)
@@ -76,6 +77,8 @@ T = TypeVar("T")
 # degrades to its default. Writes run in the store's own thread and may wait longer.
 READ_BUSY_TIMEOUT = 0.25
 WRITE_BUSY_TIMEOUT = 1.0
+# An update still unfinished after this many starts is dropped: one that kills the process must not do it forever.
+MAX_ATTEMPTS = 3
 # After a failed write the store is left alone this long (writes are skipped at once), so writes queued behind a
 # locked or full store do not each wait out the busy timeout.
 DEGRADED_SECONDS = 5.0
@@ -144,6 +147,8 @@ class Storage:
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = NORMAL")
             db.executescript(_SCHEMA)
+            if "attempts" not in {row[1] for row in db.execute("PRAGMA table_info(inbox)")}:
+                db.execute("ALTER TABLE inbox ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0")
             # A write now, so an unwritable directory fails at start-up rather than in the first group.
             db.execute("PRAGMA user_version = 3")
             db.execute(f"PRAGMA busy_timeout = {int(READ_BUSY_TIMEOUT * 1000)}")
@@ -357,8 +362,17 @@ class Storage:
         self.db.executemany("DELETE FROM inbox WHERE update_id = ?", [(int(i),) for i in update_ids])
 
     def inbox_pending(self) -> list[dict[str, Any]]:
-        """The updates taken but not handled, oldest first."""
-        rows = self.db.execute("SELECT body FROM inbox ORDER BY update_id").fetchall()
+        """The updates taken but not handled, oldest first, each counted as one more attempt; those already tried
+        MAX_ATTEMPTS times (the process died each time) are dropped with a warning instead."""
+        with self._transaction():
+            self.db.execute("UPDATE inbox SET attempts = attempts + 1")
+            dropped = self.db.execute(
+                "SELECT update_id FROM inbox WHERE attempts > ? ORDER BY update_id", (MAX_ATTEMPTS,)
+            ).fetchall()
+            self.db.execute("DELETE FROM inbox WHERE attempts > ?", (MAX_ATTEMPTS,))
+            rows = self.db.execute("SELECT body FROM inbox ORDER BY update_id").fetchall()
+        for (update_id,) in dropped:
+            log.warning("update %s was unfinished at %d starts in a row; dropped", update_id, MAX_ATTEMPTS)
         return [json.loads(body) for (body,) in rows]
 
     def inbox_count(self) -> int:

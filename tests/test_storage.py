@@ -98,3 +98,26 @@ def test_a_database_from_before_subscriptions_opens_and_keeps_its_settings(tmp_p
     assert store.chat(-100).autoreply is False
     assert store.subscribe(-100, "zh") is True
     store.close()
+
+
+def test_the_inbox_keeps_updates_until_done_and_gives_up_on_one_that_keeps_killing_the_bot(tmp_path: Path) -> None:
+    store = Storage(tmp_path)
+    store.inbox_add([{"update_id": 2, "message": {"text": "b"}}, {"update_id": 1}])
+    store.inbox_add([{"update_id": 1}])  # Telegram may send one twice: kept once
+    store.inbox_done([2])
+    store.close()
+    for _start in range(3):
+        store = Storage(tmp_path)
+        assert store.inbox_pending() == [{"update_id": 1}]
+        store.close()
+    store = Storage(tmp_path)
+    assert store.inbox_pending() == []
+    store.close()
+
+
+def test_cooldowns_are_kept_and_old_ones_pruned(tmp_path: Path) -> None:
+    store = Storage(tmp_path)
+    store.save_cooldown(-100, "capacity", 1_000.0)
+    store.save_cooldown(-100, "network", 1_000_000.0)
+    assert store.cooldowns_since(0) == {(-100, "network"): 1_000_000.0}
+    store.close()
