@@ -17,7 +17,7 @@ from telegram.ext import BaseUpdateProcessor
 from bot.flood import SLOW_DOWN, FloodGate, Verdict
 from bot.knowledge import base_lang
 from bot.ratelimit import ANSWERED
-from bot.replies import resolve_lang
+from bot.replies import localize, resolve_lang
 
 if TYPE_CHECKING:
     from telegram.ext import Application
@@ -139,11 +139,13 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
         chat, message, user = update.effective_chat, update.effective_message, update.effective_user
         if chat is None:
             return
-        lang = base_lang(resolve_lang(user.language_code if user else None))
-        strings = getattr(getattr(self.application.bot_data.get("doctor"), "responder", None), "kb", None)
-        text = SLOW_DOWN[lang]
-        if strings is not None and "slow_down" in strings.strings:
-            text = strings.text("slow_down", lang)
+        lang = resolve_lang(user.language_code if user else None)
+        kb = getattr(getattr(self.application.bot_data.get("doctor"), "responder", None), "kb", None)
+        if kb is not None and "slow_down" in kb.strings:
+            text = kb.text("slow_down", base_lang(lang))
+        else:
+            text = SLOW_DOWN[base_lang(lang)]
+        text = localize(text, lang)
         in_group = chat.type != ChatType.PRIVATE and message is not None
         try:
             await self.application.bot.send_message(
