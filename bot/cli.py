@@ -7,9 +7,11 @@ import json
 import stat
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from bot.details import extract
 from bot.knowledge import KnowledgeBase, KnowledgeError, load_knowledge
 from bot.matcher import MAX_INPUT_CHARS, Matcher, get_matcher
 from bot.normalize import compact, has_cjk
@@ -171,13 +173,15 @@ def _diagnose_one(
         print(f"claude-doctor: {kb.text('input_truncated', 'en', limit=MAX_INPUT_CHARS)}", file=sys.stderr)
     threshold = kb.thresholds.strict if args.strict else kb.thresholds.asked
     result = matcher.diagnose(text, threshold=threshold, image=from_image)
+    now = datetime.now(UTC)
+    details = extract(text, now=now)
     if args.json:
-        obj = _image_json(result.to_json(), text) if from_image else result.to_json()
-        print(json.dumps(obj, ensure_ascii=False), file=out)
+        obj = {**result.to_json(), "details": details.to_json()}
+        print(json.dumps(_image_json(obj, text) if from_image else obj, ensure_ascii=False), file=out)
     else:
         if from_image:
             print(localize(kb.text("image_read_note", lang), lang), file=out)
-        print(render_diagnosis(kb, result, lang, Markup.PLAIN), file=out)
+        print(render_diagnosis(kb, result, lang, Markup.PLAIN, details=details, now=now), file=out)
     return EXIT_OK
 
 

@@ -107,7 +107,7 @@ class Details:
 
 def extract(text: str, *, now: datetime | None = None, tz: ZoneInfo | None = None) -> Details:
     """Read the details of an error message. `now` (aware; default: the clock) and `tz` (the reader's zone, for a
-    reset time that names none; default UTC) resolve "resets 5pm" to the next 5 pm."""
+    reset time that names none) resolve "resets 5pm" to the next 5 pm."""
     if len(text) > 2 * _SPAN:
         text = text[:_SPAN] + "\n" + text[-_SPAN:]
     now = now or datetime.now(UTC)
@@ -193,14 +193,16 @@ def _zone(name: str | None) -> ZoneInfo | None:
 
 
 def reset_time(text: str, *, now: datetime, tz: ZoneInfo | None = None) -> datetime | None:
-    """When a limit resets: a Unix epoch, a clock time (in the zone the text names, else `tz`, else UTC; the next
-    such time after `now`), or a span from now ("in 2 h 13 min")."""
+    """When a limit resets: a Unix epoch, a clock time (in the zone the text names, else `tz`; the next such time
+    after `now`; with neither zone, not read), or a span from now ("in 2 h 13 min")."""
     m = _EPOCH.search(text)
     if m is not None:
         return datetime.fromtimestamp(int(m.group(1)), tz=tz or UTC)
     m = _RESET_AT.search(text)
     if m is not None and (m.group("ampm") or m.group("minute") or m.group("zone")):
-        zone = _zone(m.group("zone")) or tz or ZoneInfo("UTC")
+        zone = _zone(m.group("zone")) or tz
+        if zone is None:
+            return None  # "resets 5pm" in a zone nobody named: not guessed
         hour, minute = int(m.group("hour")), int(m.group("minute") or 0)
         ampm = (m.group("ampm") or "").lower()
         if (ampm and not 1 <= hour <= 12) or hour > 23 or minute > 59:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import functools
 import html
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from enum import Enum
 
+from bot.details import Details, until
 from bot.knowledge import Entry, KnowledgeBase, base_lang
 from bot.matcher import Diagnosis
 
@@ -62,19 +64,66 @@ def render_cause(kb: KnowledgeBase, cause_id: str, lang: str, markup: Markup = M
     return localize("\n".join(_cause_block(kb, kb.entry(cause_id), lang, markup)), lang)
 
 
+def detail_lines(
+    kb: KnowledgeBase, diagnosis: Diagnosis, details: Details | None, lang: str, markup: Markup, now: datetime
+) -> list[str]:
+    """What the error itself says that changes the advice: when the limit resets, how far over the limit, which
+    model (for capacity), the retries already made, the request id for support. Empty when it says none of it."""
+    if details is None:
+        return []
+    base = base_lang(lang)
+    out: list[str] = []
+    if details.reset_at is not None and diagnosis.cause == "context":
+        left, moment = until(details.reset_at, now), _moment(details.reset_at, now)
+        if left is None:
+            out.append(kb.text("detail_reset", base, time=moment))
+        else:
+            out.append(kb.text("detail_reset_in", base, time=moment, hours=left[0], minutes=left[1]))
+    if details.over_by is not None and diagnosis.cause == "context":
+        out.append(
+            kb.text(
+                "detail_tokens",
+                base,
+                tokens=f"{details.tokens:,}",
+                limit=f"{details.limit:,}",
+                over=f"{details.over_by:,}",
+            )
+        )
+    if details.model is not None and diagnosis.cause == "capacity":
+        out.append(kb.text("detail_model", base, model=details.model))
+    if details.retry_attempt is not None and details.retry_max is not None:
+        out.append(kb.text("detail_retry", base, attempt=details.retry_attempt, attempts=details.retry_max))
+    if details.request_id is not None:
+        out.append(kb.text("detail_request_id", base, request_id=details.request_id))
+    if not out:
+        return []
+    return ["", markup.bold(kb.text("details_heading", base)), *(f"• {markup.esc(line)}" for line in out)]
+
+
+def _moment(at: datetime, now: datetime) -> str:
+    """A reset time as its zone tells it: "17:00 (Asia/Shanghai)", with the date when it is not today there."""
+    zone = getattr(at.tzinfo, "key", None) or "UTC"
+    clock = at.strftime("%H:%M") if at.date() == now.astimezone(at.tzinfo).date() else at.strftime("%Y-%m-%d %H:%M")
+    return f"{clock} ({zone})"
+
+
 def render_diagnosis(
     kb: KnowledgeBase,
     diagnosis: Diagnosis,
     lang: str,
     markup: Markup = Markup.PLAIN,
     extra: Sequence[str] = (),
+    details: Details | None = None,
+    now: datetime | None = None,
 ) -> str:
-    """The reply to a diagnosed text; `extra` lines (already marked up) go after the main cause."""
+    """The reply to a diagnosed text; the error's own details (if given) and then `extra` lines (already marked
+    up) go after the main cause."""
     base = base_lang(lang)
     if diagnosis.cause is not None:
         sure = diagnosis.confidence >= kb.thresholds.strict
         prefix = "" if sure else kb.text("likely_prefix", base) + " "
         lines = _cause_block(kb, kb.entry(diagnosis.cause), lang, markup, prefix)
+        lines += detail_lines(kb, diagnosis, details, lang, markup, now or datetime.now(UTC))
         lines += list(extra)
         if diagnosis.runner_up is not None:
             lines += ["", markup.bold(kb.text("also_possible", base)), ""]
@@ -83,6 +132,7 @@ def render_diagnosis(
         entry = kb.entry(diagnosis.known)
         assert entry.answer is not None
         lines = [markup.bold(entry.title[base]), markup.esc(entry.answer[base])]
+        lines += detail_lines(kb, diagnosis, details, lang, markup, now or datetime.now(UTC))
         if diagnosis.runner_up is not None:
             lines += ["", markup.bold(kb.text("also_possible", base)), ""]
             lines += _cause_block(kb, kb.entry(diagnosis.runner_up), lang, markup)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+from bot.details import Details, extract
 from bot.knowledge import KnowledgeBase, base_lang
 from bot.live import Live
 from bot.matcher import Diagnosis, Matcher
@@ -33,6 +34,9 @@ class Answer:
     text: str
     buttons: tuple[tuple[Button, ...], ...] = ()
     diagnosis: Diagnosis | None = field(default=None, compare=False)
+    details: Details | None = field(default=None, compare=False)
+    # The diagnosed text, so the details can be read again in the reader's time zone once it is known.
+    source: str = field(default="", compare=False, repr=False)
 
 
 class Responder:
@@ -104,17 +108,28 @@ class Responder:
         return self.diagnosis(args, lang)
 
     def diagnosis(
-        self, text: str, lang: str, *, strict: bool = False, extra: tuple[str, ...] = (), image: bool = False
+        self,
+        text: str,
+        lang: str,
+        *,
+        strict: bool = False,
+        extra: tuple[str, ...] = (),
+        image: bool = False,
+        now: datetime | None = None,
+        tz: ZoneInfo | None = None,
     ) -> Answer:
-        """The answer to a pasted error (or one read from a screenshot, `image`); when nothing matches, a kind
-        'not recognised' with the cause buttons."""
+        """The answer to a pasted error (or one read from a screenshot, `image`), with what the error itself says
+        (reset time in `tz`, tokens, request id); when nothing matches, a kind 'not recognised' with the cause
+        buttons."""
         if not compact(text.casefold()):
             return Answer(self._text("no_text_in_input" if text.strip() else "empty_input", lang))
         thresholds = self.kb.thresholds
         d = self.matcher.diagnose(text, threshold=thresholds.strict if strict else thresholds.asked, image=image)
-        body = render_diagnosis(self.kb, d, lang, self.markup, extra=extra)
+        now = now or datetime.now(UTC)
+        details = extract(text, now=now, tz=tz) if d.matched else None
+        body = render_diagnosis(self.kb, d, lang, self.markup, extra=extra, details=details, now=now)
         exclude = d.cause if d.cause is not None and d.runner_up is None else None
-        return Answer(body, self.cause_buttons(lang, exclude=exclude), d)
+        return Answer(body, self.cause_buttons(lang, exclude=exclude), d, details, text)
 
     def with_live(
         self, answer: Answer, lang: str, summary: StatusSummary | None, now: datetime, tz: ZoneInfo
@@ -126,7 +141,9 @@ class Responder:
         lines = self.live.diagnosis_lines(d, summary, now, tz, lang)
         if not lines:
             return answer
-        return Answer(render_diagnosis(self.kb, d, lang, self.markup, extra=("", *lines)), answer.buttons, d)
+        details = extract(answer.source, now=now, tz=tz) if answer.details is not None else None
+        body = render_diagnosis(self.kb, d, lang, self.markup, extra=("", *lines), details=details, now=now)
+        return Answer(body, answer.buttons, d, details, answer.source)
 
     def media(self, lang: str) -> Answer:
         """A photo, sticker, voice note or file without text."""

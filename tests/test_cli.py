@@ -420,3 +420,22 @@ def test_eval_reports_asked_and_strict_side_by_side_per_language(
     langs = {line.split()[0]: line for line in lines if line[:3] in ("en ", "it ", "zh ")}
     assert set(langs) == {"en", "it", "zh"}
     assert langs["en"].split()[1] == "2"
+
+
+def test_diagnose_json_gives_the_details_read_from_the_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["diagnose", "--json", "Claude usage limit reached. Your limit will reset at 5pm (Asia/Shanghai)"]) == 0
+    reset = json.loads(capsys.readouterr().out)["details"]["reset_at"]
+    assert reset.endswith("T17:00:00+08:00")
+    assert main(["diagnose", "--json", "prompt is too long: 215000 tokens > 200000 maximum"]) == 0
+    details = json.loads(capsys.readouterr().out)["details"]
+    assert (details["tokens"], details["limit"], details["over_by"]) == (215000, 200000, 15000)
+    body = '{"type":"error","error":{"type":"overloaded_error"},"request_id":"req_011CZTEFvft13Daj"}'
+    assert main(["diagnose", "--json", f"API Error: 529 {body}"]) == 0
+    details = json.loads(capsys.readouterr().out)["details"]
+    assert details["request_id"] == "req_011CZTEFvft13Daj" and details["status_code"] == 529
+
+
+def test_diagnose_shows_the_request_id_with_when_to_quote_it(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["diagnose", 'API Error: 529 {"type":"overloaded_error"} request_id req_011CZTEFvft13Daj']) == 0
+    out = capsys.readouterr().out
+    assert "req_011CZTEFvft13Daj" in out and "support" in out

@@ -36,6 +36,10 @@ def test_a_reset_time_without_a_zone_is_in_the_readers_zone() -> None:
     assert reset == datetime(2026, 12, 3, 17, 0, tzinfo=SHANGHAI)
 
 
+def test_a_reset_time_in_no_known_zone_is_not_guessed() -> None:
+    assert extract("Your limit will reset at 5pm", now=NOW).reset_at is None
+
+
 @pytest.mark.parametrize(
     "text", ["resets soon", "Weekly limits reset every Monday", "limit reached|17330", "resets 25pm (Asia/Shanghai)"]
 )

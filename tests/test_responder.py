@@ -122,3 +122,20 @@ def test_long_replies_are_split_under_the_limit_at_line_breaks() -> None:
 def test_a_single_overlong_line_is_cut_at_spaces() -> None:
     parts = split_message("word " * 2000)
     assert all(len(p) <= TELEGRAM_LIMIT for p in parts) and len(parts) == 3
+
+
+def test_a_usage_limit_answer_says_when_the_limit_resets_in_the_readers_zone(html: Responder) -> None:
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    now = datetime(2026, 12, 3, 1, 30, tzinfo=UTC)  # 09:30 in Shanghai
+    answer = html.diagnosis("Claude usage limit reached. Your limit will reset at 5pm", "en", now=now)
+    assert "resets at" not in answer.text  # no zone known: not guessed
+    shanghai = ZoneInfo("Asia/Shanghai")
+    answer = html.with_live(answer, "en", None, now, shanghai)
+    assert "resets at 17:00 (Asia/Shanghai), in 7 h 30 min." in answer.text
+
+
+def test_a_too_long_answer_says_how_much_to_cut(html: Responder) -> None:
+    answer = html.diagnosis("prompt is too long: 215000 tokens > 200000 maximum", "zh")
+    assert "215,000" in answer.text and "15,000" in answer.text
