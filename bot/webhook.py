@@ -107,8 +107,9 @@ class WebhookServer:
             ],
             log_function=lambda _handler: None,  # refusals are logged once above, not per request line
         )
-        # Bodies are checked by the handler; this is only the last line of defence.
-        self.server = tornado.httpserver.HTTPServer(app, max_body_size=4 * limit, idle_connection_timeout=60)
+        # The handler refuses big bodies itself, with 413, as they stream in (nothing is kept past its limit);
+        # Tornado's own cap is set far above it so that its "400" never races the handler's answer.
+        self.server = tornado.httpserver.HTTPServer(app, max_body_size=2**30, idle_connection_timeout=60)
         self.listen = listen
         self.port = port
 
