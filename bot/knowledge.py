@@ -49,6 +49,16 @@ class Signature:
 
 
 @dataclass(frozen=True)
+class Variant:
+    """A kind of a cause with its own advice (cause 4: a chat too long, or a used-up plan), told by its words."""
+
+    id: str
+    title: Localized
+    words: tuple[str, ...]
+    fix: dict[str, tuple[str, ...]]
+
+
+@dataclass(frozen=True)
 class Entry:
     """A cause of the article (kind 'cause') or a real error that is none of them (kind 'known')."""
 
@@ -67,6 +77,11 @@ class Entry:
     explanation: Localized | None = None
     fix: dict[str, tuple[str, ...]] | None = None
     answer: Localized | None = None
+    variants: tuple[Variant, ...] = ()
+
+    def variant(self, variant_id: str | None) -> Variant | None:
+        """The variant with this id, if the entry has it."""
+        return next((v for v in self.variants if v.id == variant_id), None)
 
 
 @dataclass(frozen=True)
@@ -421,7 +436,7 @@ class _FileReader:
         common_optional = ("evidence", "cues", "signatures")
         if kind == "cause":
             required = ("kind", "id", "number", "name", "title", "explanation", "fix", "signatures")
-            if not self.keys(node, fields, what, required, ("aliases", "evidence", "cues")):
+            if not self.keys(node, fields, what, required, ("aliases", "evidence", "cues", "variants")):
                 return
         elif not self.keys(node, fields, what, ("id", "title", "answer"), common_optional):
             return
@@ -452,6 +467,11 @@ class _FileReader:
             values["name"] = self.localized(fields["name"][1], f"{what} name")
             values["explanation"] = self.localized(fields["explanation"][1], f"{what} explanation")
             values["fix"] = self.read_fix(fields["fix"][1], what)
+            if "variants" in fields:
+                variants = self.read_variants(fields["variants"][1], what)
+                if variants is None:
+                    return
+                values["variants"] = variants
             if "aliases" in fields:
                 aliases = self.string_list(fields["aliases"][1], f"{what} aliases")
                 values["aliases"] = tuple(clean(a) for a, _ in aliases or ())
@@ -479,6 +499,27 @@ class _FileReader:
             **values,
         )
         self.acc.add_entry(entry, self.at(fields["id"][1]), places)
+
+    def read_variants(self, node: yaml.Node, what: str) -> tuple[Variant, ...] | None:
+        fields = self.mapping(node, f"{what} variants")
+        if fields is None:
+            return None
+        out: list[Variant] = []
+        for variant_id, (key_node, value_node) in fields.items():
+            where = f"{what} variant '{variant_id}'"
+            if not _ID.match(str(variant_id)):
+                self.problem(key_node, f"{where}: a variant id must be lower case letters, digits and _")
+                return None
+            parts = self.mapping(value_node, where)
+            if parts is None or not self.keys(value_node, parts, where, ("title", "words", "fix")):
+                return None
+            title = self.localized(parts["title"][1], f"{where} title")
+            words = self.string_list(parts["words"][1], f"{where} words")
+            fix = self.read_fix(parts["fix"][1], where)
+            if title is None or words is None or fix is None:
+                return None
+            out.append(Variant(str(variant_id), title, tuple(clean(w) for w, _ in words), fix))
+        return tuple(out)
 
     def read_fix(self, node: yaml.Node, what: str) -> dict[str, tuple[str, ...]] | None:
         fields = self.mapping(node, f"{what} fix")

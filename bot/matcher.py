@@ -248,6 +248,8 @@ class Diagnosis:
     known: str | None = None
     runner_up: str | None = None
     evidence: str = ""
+    # Which kind of the cause the text shows, for causes with kinds of their own advice (cause 4: "limit").
+    variant: str | None = None
 
     @property
     def matched(self) -> bool:
@@ -261,6 +263,7 @@ class Diagnosis:
             "confidence": round(self.confidence, 3),
             "known": self.known,
             "runner_up": self.runner_up,
+            "variant": self.variant,
             "evidence": self.evidence,
         }
 
@@ -410,6 +413,9 @@ class Matcher:
         self.elsewhere_words = _Vocabulary(vocab["elsewhere_words"])
         self.advice_words = _Vocabulary(vocab["advice_words"])
         self.chatty_words = _Vocabulary(vocab["chatty_words"])
+        self.variant_words = {
+            entry.id: [(v.id, _Vocabulary(v.words)) for v in entry.variants] for entry in kb.causes if entry.variants
+        }
 
     def _vocabulary_words(self, kb: KnowledgeBase) -> frozenset[str]:
         words: set[str] = set()
@@ -514,7 +520,18 @@ class Matcher:
             # A screenshot shows the error on its own screen, whose sidebar lists the user's chat titles
             # ("英语面试准备"): they are not a tip about errors.
             ctx = replace(ctx, advice=False)
-        return self._decide(scores, ctx, threshold)
+        d = self._decide(scores, ctx, threshold)
+        if d.cause in self.variant_words:
+            d = replace(d, variant=self._variant(d.cause, lookup, packed, heads, spaceless))
+        return d
+
+    def _variant(self, cause: str, words: list[str], packed: str, heads: set[str], spaceless: bool) -> str | None:
+        """The first of the cause's kinds whose words the text has ("usage limit": a used-up plan), or None."""
+        present, joined = set(words), f" {' '.join(words)} "
+        for variant_id, vocabulary in self.variant_words[cause]:
+            if vocabulary.found(present, joined, packed, heads, spaceless):
+                return variant_id
+        return None
 
     def _candidates(self, packed: str) -> list[tuple[int, str]]:
         """Signatures sharing enough n-grams with the text, best first, each with the stretch of text to score."""

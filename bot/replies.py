@@ -49,19 +49,40 @@ def localize(text: str, lang: str) -> str:
     return _s2t().convert(text) if lang == "zh-hant" else text
 
 
-def _cause_block(kb: KnowledgeBase, cause: Entry, lang: str, markup: Markup, prefix: str = "") -> list[str]:
+def _cause_block(
+    kb: KnowledgeBase, cause: Entry, lang: str, markup: Markup, prefix: str = "", variant: str | None = None
+) -> list[str]:
+    """Heading, why, and the fix steps: those of the `variant` (a kind of the cause with its own advice) if given."""
     base = base_lang(lang)
     assert cause.explanation is not None and cause.fix is not None
     heading = kb.text("cause_heading", base, number=cause.number, title=cause.title[base])
     lines = [markup.bold(f"{prefix}{heading}"), markup.esc(cause.explanation[base]), ""]
-    lines.append(markup.bold(kb.text("fix_heading", base)))
-    lines += [f"{i}. {markup.esc(step)}" for i, step in enumerate(cause.fix[base], 1)]
+    kind = cause.variant(variant)
+    if kind is not None:
+        lines.append(markup.bold(kb.text("variant_fix_heading", base, title=kind.title[base])))
+        lines += _steps(kind.fix[base], markup)
+    else:
+        lines.append(markup.bold(kb.text("fix_heading", base)))
+        lines += _steps(cause.fix[base], markup)
     return lines
 
 
+def _steps(steps: Sequence[str], markup: Markup) -> list[str]:
+    return [f"{i}. {markup.esc(step)}" for i, step in enumerate(steps, 1)]
+
+
 def render_cause(kb: KnowledgeBase, cause_id: str, lang: str, markup: Markup = Markup.PLAIN) -> str:
-    """One cause's page: title, why it happens, numbered fix steps."""
-    return localize("\n".join(_cause_block(kb, kb.entry(cause_id), lang, markup)), lang)
+    """One cause's page: title, why it happens, numbered fix steps, and each kind's own steps after them."""
+    cause = kb.entry(cause_id)
+    lines = _cause_block(kb, cause, lang, markup)
+    base = base_lang(lang)
+    for kind in cause.variants:
+        lines += [
+            "",
+            markup.bold(f"{kind.title[base]}: {kb.text('fix_heading', base)}"),
+            *_steps(kind.fix[base], markup),
+        ]
+    return localize("\n".join(lines), lang)
 
 
 def detail_lines(
@@ -122,7 +143,7 @@ def render_diagnosis(
     if diagnosis.cause is not None:
         sure = diagnosis.confidence >= kb.thresholds.strict
         prefix = "" if sure else kb.text("likely_prefix", base) + " "
-        lines = _cause_block(kb, kb.entry(diagnosis.cause), lang, markup, prefix)
+        lines = _cause_block(kb, kb.entry(diagnosis.cause), lang, markup, prefix, diagnosis.variant)
         lines += detail_lines(kb, diagnosis, details, lang, markup, now or datetime.now(UTC))
         lines += list(extra)
         if diagnosis.runner_up is not None:

@@ -211,3 +211,19 @@ def test_the_knowledge_base_ships_inside_the_package(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(site / "bot" / "kbdata")
+
+
+def test_a_variant_without_words_is_reported_with_its_line(kb_copy: Path) -> None:
+    path = kb_copy / "context.yaml"
+    text = path.read_text(encoding="utf-8")
+    start, end = text.index("    words:\n"), text.index("    fix:\n      zh:\n        - 等到")
+    path.write_text(text[:start] + "    words: []\n" + text[end:], encoding="utf-8")
+    [problem] = problems_of(kb_copy)
+    assert problem.startswith(f"{path}:{line_of(path, 'words: []')}:") and "words is empty" in problem
+
+
+def test_an_unknown_key_in_a_variant_is_reported(kb_copy: Path) -> None:
+    path = kb_copy / "context.yaml"
+    edit(path, "  limit:\n    title:\n", "  limit:\n    colour: red\n    title:\n")
+    [problem] = problems_of(kb_copy)
+    assert f":{line_of(path, 'colour: red')}:" in problem and "unknown key 'colour'" in problem

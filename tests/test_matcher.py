@@ -249,7 +249,7 @@ def test_strict_level_refuses_what_asked_level_accepts() -> None:
 
 def test_json_shape() -> None:
     obj = diagnose(CAPACITY).to_json()
-    assert set(obj) == {"cause", "confidence", "known", "runner_up", "evidence"}
+    assert set(obj) == {"cause", "confidence", "known", "runner_up", "variant", "evidence"}
     assert 0 <= obj["confidence"] <= 1
     json.dumps(obj)
     assert "capacity" in obj["evidence"]

@@ -16,6 +16,11 @@ def html() -> Responder:
     return Responder(get_matcher(), Markup.HTML)
 
 
+@pytest.fixture(scope="module")
+def plain() -> Responder:
+    return Responder(get_matcher(), Markup.PLAIN)
+
+
 @pytest.mark.parametrize(
     ("arg", "cause"),
     [
@@ -139,3 +144,42 @@ def test_a_usage_limit_answer_says_when_the_limit_resets_in_the_readers_zone(htm
 def test_a_too_long_answer_says_how_much_to_cut(html: Responder) -> None:
     answer = html.diagnosis("prompt is too long: 215000 tokens > 200000 maximum", "zh")
     assert "215,000" in answer.text and "15,000" in answer.text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Claude usage limit reached. Your limit will reset at 5pm (Asia/Shanghai)",
+        "You've hit your limit · resets 3am (Asia/Shanghai)",
+        "API Error: 429 rate_limit_error: This request would exceed your account's rate limit",
+        "5-hour limit reached - resets 9pm",
+        "你已达到Claude消息的限制。它会在下午5:00重置。",
+        "Claude 사용 한도에 도달했습니다. 한도는 오후 7시(아시아/도쿄)에 재설정됩니다.",
+    ],
+)
+def test_a_used_up_limit_gets_advice_about_the_limit_first(plain: Responder, text: str) -> None:
+    answer = plain.diagnosis(text, "en")
+    assert answer.diagnosis is not None and answer.diagnosis.variant == "limit", answer.text
+    first = answer.text.split("\n1. ", 1)[1].splitlines()[0]
+    assert first.startswith("Wait until the reset time")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "prompt is too long: 215000 tokens > 200000 maximum",
+        "Your message will exceed the length limit for this chat. Try shortening your message",
+        "This conversation is too long to continue.",
+        "Claude hit the maximum length for this conversation. Please start a new conversation",
+    ],
+)
+def test_a_chat_too_long_gets_advice_about_the_chat_first(plain: Responder, text: str) -> None:
+    answer = plain.diagnosis(text, "en")
+    assert answer.diagnosis is not None and answer.diagnosis.cause == "context"
+    assert answer.diagnosis.variant is None, answer.text
+    assert answer.text.split("\n1. ", 1)[1].startswith("Start a new chat")
+
+
+def test_fix_4_shows_both_kinds_of_advice(plain: Responder) -> None:
+    text = plain.fix("4", "zh").text
+    assert "开始一个新对话" in text and "等到提示里的重置时间" in text
