@@ -123,7 +123,7 @@ def user(api: FakeBotApi, n: int) -> dict[str, Any]:
 # --- nothing lost ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("how", ["kill -9", "SIGTERM"])
+@pytest.mark.parametrize("how", ["kill -9", "SIGTERM", "SIGTERM, sends flowing"])
 async def test_a_crash_or_stop_with_a_backlog_of_200_loses_none(
     fake_bot_api: FakeBotApi, tmp_path: Path, how: str
 ) -> None:
@@ -145,20 +145,28 @@ async def test_a_crash_or_stop_with_a_backlog_of_200_loses_none(
             assert await wait_exit(first) == -signal.SIGKILL
         else:
             first.send_signal(signal.SIGTERM)
+            if how == "SIGTERM, sends flowing":
+                # The updates in flight can finish within the grace period; the queued ones wait for the next start.
+                api.release("sendMessage")
             assert await wait_exit(first) == 0
             stopped_in = time.monotonic() - began
-            print(f"SIGTERM with 200 in the backlog: exited in {stopped_in:.2f} s")
+            print(f"{how} with 200 in the backlog: exited in {stopped_in:.2f} s")
             # Docker allows 10 s: in-flight updates get 4 s, the rest wait in the inbox.
             assert stopped_in < 8.0, stopped_in
-            assert "wait in the inbox" in stderr_of(tmp_path)
-    assert answered_chats(api) == set()
+    answered_first = answered_chats(api)
+    if how != "SIGTERM, sends flowing":
+        assert answered_first == set()
     api.release("sendMessage")
     with bot_process(api, tmp_path):
         await wait_all_answered(api, chats, timeout=120)
     lost = chats - answered_chats(api)
-    print(f"{how} with a backlog of 200: {len(lost)} lost")
+    print(f"{how} with a backlog of 200: {len(lost)} lost, {len(answered_first)} answered before the stop")
     assert not lost, f"{len(lost)} of 200 never answered"
-    assert "handling 200 updates left unfinished" in stderr_of(tmp_path, 1)
+    assert f"handling {200 - len(answered_first)} updates left unfinished" in stderr_of(tmp_path, 1)
+    if how.startswith("SIGTERM"):
+        # A clean stop answers nobody twice: what finished was marked done, what did not was left whole.
+        sends = [c.chat_id for c in api.calls("sendMessage") if c.ok]
+        assert len(sends) == len(set(sends)) == 200
 
 
 async def test_webhook_updates_answered_200_survive_kill_9(fake_bot_api: FakeBotApi, tmp_path: Path) -> None:
