@@ -121,3 +121,27 @@ def test_cooldowns_are_kept_and_old_ones_pruned(tmp_path: Path) -> None:
     store.save_cooldown(-100, "network", 1_000_000.0)
     assert store.cooldowns_since(0) == {(-100, "network"): 1_000_000.0}
     store.close()
+
+
+async def test_a_full_store_degrades_writes_to_a_warning_and_reads_go_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = Storage(tmp_path)
+    store.set_user_lang(7, "zh")
+    pages = store.db.execute("PRAGMA page_count").fetchone()[0]
+    # The writer thread's connection gets a page cap the database already fills: every write is "disk full".
+    connect = store._connect
+
+    def capped(timeout: float) -> sqlite3.Connection:
+        conn = connect(timeout)
+        conn.execute(f"PRAGMA max_page_count = {pages}")
+        return conn
+
+    store._connect = capped  # type: ignore[method-assign]
+    rows = [{"update_id": n, "message": {"text": "x" * 2000}} for n in range(50)]
+    assert await store.write(store.inbox_add, rows) is None
+    assert any("full" in r.message and "carrying on without the store" in r.message for r in caplog.records)
+    # Skipped at once while the store is known to be failing, and reads still answer.
+    assert await store.write(store.set_user_lang, 8, "en") is None
+    assert store.user_lang(7) == "zh"
+    store.close()
