@@ -385,6 +385,8 @@ class Storage:
         try:
             yield
         except BaseException:
-            self.db.execute("ROLLBACK")
+            # SQLite has already rolled back after some errors (a full disk): don't hide the real error.
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
