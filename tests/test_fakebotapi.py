@@ -466,3 +466,37 @@ def test_builders_produce_valid_updates(fake_bot_api: FakeBotApi) -> None:
     assert added.new_chat_member.user.id == fake_bot_api.bot_id
     ids = [u["update_id"] for u in fake_bot_api.pending_updates()]
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
+
+
+# --- fault injection: holds and raw answers -------------------------------------------------------------
+
+
+async def test_a_held_method_waits_for_release_and_a_client_that_leaves_is_not_recorded(
+    fake_bot_api: FakeBotApi,
+) -> None:
+    url = f"{fake_bot_api.base_url}{fake_bot_api.token}/sendMessage"
+    fake_bot_api.hold("sendMessage")
+    async with httpx.AsyncClient(timeout=10) as client:
+        gone = asyncio.create_task(client.post(url, json={"chat_id": ALICE, "text": "never delivered"}))
+        await fake_bot_api.wait_for_held(1)
+        gone.cancel()  # the client goes away, as a killed bot does
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        waiting = asyncio.create_task(client.post(url, json={"chat_id": ALICE, "text": "delivered"}))
+        await fake_bot_api.wait_for_held(2)
+        assert fake_bot_api.calls("sendMessage") == []
+        fake_bot_api.release("sendMessage")
+        assert (await waiting).status_code == 200
+    assert [c.text for c in fake_bot_api.calls("sendMessage")] == ["delivered"]
+
+
+async def test_raw_answers_and_resets(fake_bot_api: FakeBotApi) -> None:
+    url = f"{fake_bot_api.base_url}{fake_bot_api.token}/getMe"
+    fake_bot_api.answer_raw("getMe", 502, b"<html>Bad Gateway</html>")
+    fake_bot_api.answer_raw("getMe", 0, b"")
+    async with httpx.AsyncClient(timeout=10) as client:
+        first = await client.get(url)
+        assert (first.status_code, first.content) == (502, b"<html>Bad Gateway</html>")
+        with pytest.raises(httpx.TransportError):
+            await client.get(url)
+        assert (await client.get(url)).json()["ok"] is True
