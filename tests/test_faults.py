@@ -13,10 +13,10 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from telegram.ext import Application
@@ -30,6 +30,7 @@ from bot.storage import Storage
 from tests.fakebotapi import UNAUTHORIZED, ApiError, FakeBotApi, find_free_port, flood, started_polling
 
 ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
 CAPACITY = "Due to unexpected capacity constraints, Claude is unable to respond to your message. Please try again soon."
 APOLOGY = "Sorry"
 GROUP = -1001234567890
@@ -67,6 +68,18 @@ def bot_process(api: FakeBotApi, data_dir: Path, *args: str, **env: str) -> Iter
             if proc.poll() is None:
                 proc.kill()
             proc.wait(30)
+
+
+async def started(proc: subprocess.Popen[str], ready: Awaitable[T], data_dir: Path) -> T:
+    """Wait for a sign that the bot runs; a bot that exits instead fails the test at once, with its stderr."""
+    waiting = asyncio.ensure_future(ready)
+    exited = asyncio.ensure_future(asyncio.to_thread(proc.wait))
+    await asyncio.wait({waiting, exited}, return_when=asyncio.FIRST_COMPLETED)
+    if not waiting.done():
+        waiting.cancel()
+        raise AssertionError(f"the bot exited with {proc.returncode}:\n{stderr_of(data_dir)[-2000:]}")
+    exited.cancel()  # the thread ends with the process at the end of the test
+    return waiting.result()
 
 
 def stderr_of(data_dir: Path, n: int = 0) -> str:
@@ -132,7 +145,7 @@ async def test_a_crash_or_stop_with_a_backlog_of_200_loses_none(
     api.hold("sendMessage")
     chats = {5000 + n for n in range(200)}
     with bot_process(api, tmp_path) as first:
-        idle = await api.wait_for_idle_poll(timeout=60)
+        idle = await started(first, api.wait_for_idle_poll(timeout=60), tmp_path)
         for chat in sorted(chats):
             api.push_update(api.make.private_message(CAPACITY, user=user(api, chat)))
         # A getUpdates found nothing new: all 200 are confirmed to Telegram for good, none answered yet.
@@ -176,7 +189,7 @@ async def test_webhook_updates_answered_200_survive_kill_9(fake_bot_api: FakeBot
     api.hold("sendMessage")
     chats = {6000 + n for n in range(20)}
     with bot_process(api, tmp_path, "--webhook", **env) as first:
-        await api.wait_for_call("setWebhook", timeout=60)
+        await started(first, api.wait_for_call("setWebhook", timeout=60), tmp_path)
         pushed = [api.push_update(api.make.private_message(CAPACITY, user=user(api, c))) for c in sorted(chats)]
         # Telegram heard 200 for every one of them: it will never send them again.
         for update in pushed:
@@ -415,7 +428,7 @@ async def test_webhook_refuses_hostile_posts_cheaply_and_logs_no_secret_at_debug
         "LOG_LEVEL": "DEBUG",
     }
     with bot_process(api, tmp_path, "--webhook", **env) as proc:
-        call = await api.wait_for_call("setWebhook", timeout=60)
+        call = await started(proc, api.wait_for_call("setWebhook", timeout=60), tmp_path)
         assert call.params["secret_token"] == secret
         # An update with the secret (the fake posts it as Telegram does) is answered.
         api.push_update(api.make.private_message(CAPACITY, user=user(api, 1001)))
