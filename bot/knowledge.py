@@ -85,6 +85,40 @@ class Entry:
 
 
 @dataclass(frozen=True)
+class TriageOption:
+    """An answer to a triage question: it leads to another question (`next`), to a cause (and maybe its kind), or,
+    with neither, to "how to tell the four apart"."""
+
+    label: Localized
+    next: str | None = None
+    cause: str | None = None
+    variant: str | None = None
+
+
+@dataclass(frozen=True)
+class TriageQuestion:
+    """One question of the guided triage, with its answers as buttons."""
+
+    id: str
+    text: Localized
+    options: tuple[TriageOption, ...]
+
+
+@dataclass(frozen=True)
+class Triage:
+    """The question tree asked when a report names no error the matcher recognises."""
+
+    start: str
+    questions: dict[str, TriageQuestion]
+    # How long a group's triage buttons stay answerable, in minutes.
+    timeout_minutes: int = 15
+
+
+# A triage asks at most this many questions before it lands: more and people give up.
+TRIAGE_DEPTH = 3
+
+
+@dataclass(frozen=True)
 class Thresholds:
     """Confidence levels: `asked` where somebody asked, `strict` for unprompted group replies."""
 
@@ -126,6 +160,7 @@ VOCABULARIES = (
     "elsewhere_words",
     "chatty_words",
     "negations",
+    "greeting_words",
 )
 
 
@@ -142,6 +177,7 @@ class KnowledgeBase:
     context_factors: ContextFactors = field(default_factory=ContextFactors)
     terse_words: int = 6
     peak: dict[str, Any] | None = None
+    triage: Triage | None = None
     _by_id: dict[str, Entry] = field(default_factory=dict, repr=False)
 
     def entry(self, entry_id: str) -> Entry:
@@ -213,6 +249,7 @@ def load_knowledge(directory: str | os.PathLike[str] | None = None) -> Knowledge
         context_factors=acc.context_factors or ContextFactors(),
         terse_words=acc.terse_words,
         peak=acc.peak,
+        triage=acc.triage,
         _by_id=by_id,
     )
 
@@ -230,6 +267,9 @@ class _Accumulator:
         self.context_factors: ContextFactors | None = None
         self.terse_words = 6
         self.peak: dict[str, Any] | None = None
+        self.triage: Triage | None = None
+        # Where each triage question is defined ("" for the start line), so a problem names its line.
+        self.triage_places: dict[str, str] = {}
         self.ids: dict[str, str] = {}
         self.signatures: dict[str, tuple[str, str]] = {}
         self.string_places: dict[str, str] = {}
@@ -273,6 +313,39 @@ class _Accumulator:
         for key in sorted(_required_strings(root)):
             if key not in self.strings:
                 self.problems.append(f"{root}: the UI string '{key}' is missing (add it to a kind: strings file)")
+        if self.triage is not None:
+            self.check_triage(self.triage)
+
+    def check_triage(self, triage: Triage) -> None:
+        """Every answer leads somewhere that exists, and no path asks more than TRIAGE_DEPTH questions."""
+        places = self.triage_places
+        causes = {c.id: c for c in self.causes}
+        if triage.start not in triage.questions:
+            self.problems.append(f"{places['']}: triage start '{triage.start}' is not a question")
+            return
+        for q in triage.questions.values():
+            where = places[q.id]
+            for option in q.options:
+                if option.next is not None and option.next not in triage.questions:
+                    self.problems.append(f"{where}: triage question '{q.id}' leads to unknown question '{option.next}'")
+                cause = causes.get(option.cause or "")
+                if option.cause is not None and cause is None:
+                    self.problems.append(f"{where}: triage question '{q.id}' names unknown cause '{option.cause}'")
+                elif option.variant is not None and (cause is None or cause.variant(option.variant) is None):
+                    self.problems.append(
+                        f"{where}: triage question '{q.id}' names unknown kind '{option.variant}' of '{option.cause}'"
+                    )
+
+        def depth(question: str, seen: tuple[str, ...]) -> int:
+            if question in seen or question not in triage.questions:
+                return TRIAGE_DEPTH + 1
+            nexts = [o.next for o in triage.questions[question].options if o.next is not None]
+            return 1 + max((depth(n, (*seen, question)) for n in nexts), default=0)
+
+        if not self.problems and depth(triage.start, ()) > TRIAGE_DEPTH:
+            self.problems.append(
+                f"{places['']}: triage asks more than {TRIAGE_DEPTH} questions on some path (or loops)"
+            )
 
 
 class _FileReader:
@@ -320,6 +393,7 @@ class _FileReader:
             "strings": self.read_strings,
             "matcher": self.read_matcher,
             "peak": self.read_peak,
+            "triage": self.read_triage,
         }
         reader = readers.get(str(kind))
         if reader is None:
@@ -633,6 +707,55 @@ class _FileReader:
             return
         for item in node.value:
             self.read_entry(item, "known")
+
+    def read_triage(self, root: yaml.MappingNode, fields: dict[str, tuple[yaml.Node, yaml.Node]]) -> None:
+        if not self.keys(root, fields, "a triage file", ("kind", "start", "questions"), ("timeout_minutes",)):
+            return
+        start = self.string(fields["start"][1], "start")
+        timeout = self.scalar(fields["timeout_minutes"][1], "timeout_minutes") if "timeout_minutes" in fields else 15
+        if not isinstance(timeout, int) or isinstance(timeout, bool) or timeout < 1:
+            self.problem(fields["timeout_minutes"][1], f"timeout_minutes must be a whole number >= 1, got {timeout!r}")
+            return
+        questions: dict[str, TriageQuestion] = {}
+        for qid, (key_node, node) in (self.mapping(fields["questions"][1], "'questions'") or {}).items():
+            what = f"triage question '{qid}'"
+            parts = self.mapping(node, what)
+            if parts is None or not self.keys(node, parts, what, ("text", "options")):
+                return
+            text = self.localized(parts["text"][1], f"{what} text")
+            options = [self.read_triage_option(item, what) for item in self.items(parts["options"][1], what)]
+            if text is None or not options or None in options:
+                if not options:
+                    self.problem(parts["options"][1], f"{what} needs at least one option")
+                return
+            questions[str(qid)] = TriageQuestion(str(qid), text, tuple(o for o in options if o is not None))
+            self.acc.triage_places[str(qid)] = self.at(key_node)
+        if start is None:
+            return
+        self.acc.triage = Triage(start, questions, timeout)
+        self.acc.triage_places[""] = self.at(fields["start"][1])
+
+    def items(self, node: yaml.Node, what: str) -> list[yaml.Node]:
+        if not isinstance(node, yaml.SequenceNode):
+            self.problem(node, f"{what} options must be a list")
+            return []
+        return list(node.value)
+
+    def read_triage_option(self, node: yaml.Node, what: str) -> TriageOption | None:
+        parts = self.mapping(node, f"an option of {what}")
+        if parts is None or not self.keys(node, parts, f"an option of {what}", ("label",), ("next", "cause", "kind")):
+            return None
+        label = self.localized(parts["label"][1], f"an option label of {what}")
+        values = {k: self.string(parts[k][1], k) for k in ("next", "cause", "kind") if k in parts}
+        if "next" in values and ("cause" in values or "kind" in values):
+            self.problem(node, f"an option of {what} leads either to another question or to a cause, not both")
+            return None
+        if "kind" in values and "cause" not in values:
+            self.problem(node, f"an option of {what} names a kind without its cause")
+            return None
+        if label is None:
+            return None
+        return TriageOption(label, values.get("next"), values.get("cause"), values.get("kind"))
 
     def read_strings(self, root: yaml.MappingNode, fields: dict[str, tuple[yaml.Node, yaml.Node]]) -> None:
         if not self.keys(root, fields, "a strings file", ("kind", "strings")):

@@ -413,6 +413,7 @@ class Matcher:
         self.elsewhere_words = _Vocabulary(vocab["elsewhere_words"])
         self.advice_words = _Vocabulary(vocab["advice_words"])
         self.chatty_words = _Vocabulary(vocab["chatty_words"])
+        self.greeting_words = _Vocabulary(vocab["greeting_words"])
         self.variant_words = {
             entry.id: [(v.id, _Vocabulary(v.words)) for v in entry.variants] for entry in kb.causes if entry.variants
         }
@@ -524,6 +525,29 @@ class Matcher:
         if d.cause in self.variant_words:
             d = replace(d, variant=self._variant(d.cause, lookup, packed, heads, spaceless))
         return d
+
+    def describes_trouble(self, text: str) -> bool:
+        """Whether a text nothing was recognised in still talks about Claude or trouble with it ("claude keeps
+        cutting off mid answer"): worth a few questions rather than "not recognised"."""
+        words, packed, heads = self._vocabulary_view(text)
+        joined = f" {' '.join(words)} "
+        return any(
+            v.found(set(words), joined, packed, heads, False)
+            for v in (self.claude_words, self.trouble_words, self.domain_words)
+        )
+
+    def is_greeting(self, text: str) -> bool:
+        """Whether a short text is a greeting or a bare request for help ("hi", "help", "你好")."""
+        words, packed, heads = self._vocabulary_view(text)
+        hanzi = sum(len(run) for run in _CJK_RUN.findall(packed))
+        if len(words) + hanzi / 2.5 > _GREETING_WORDS:
+            return False
+        return self.greeting_words.found(set(words), f" {' '.join(words)} ", packed, heads, False)
+
+    def _vocabulary_view(self, text: str) -> tuple[list[str], str, set[str]]:
+        cleaned = clean(text[:_VIEW_CHARS])
+        packed = compact(cleaned)
+        return _words(cleaned), packed, _cjk_heads(packed) if has_cjk(packed) else set()
 
     def _variant(self, cause: str, words: list[str], packed: str, heads: set[str], spaceless: bool) -> str | None:
         """The first of the cause's kinds whose words the text has ("usage limit": a used-up plan), or None."""
@@ -819,6 +843,10 @@ _TALK_TITLE = re.compile(
     r"\W*(?:(?:fix|feat|feature|chore|docs?|refactor|perf|test|build|ci|revert)(?:\([^)\n]{0,40}\))?!?:"
     r"|\[(?:feature|feature request|enhancement|proposal|rfc|docs?|infrastructure|improvement)\])"
 )
+# A greeting is short: "hi there", "你好，在吗" (a hanzi counts 1/2.5 of a word).
+_GREETING_WORDS = 4
+# Enough of a text to tell whether it is about Claude at all.
+_VIEW_CHARS = 4000
 # A quoted span: double, curly or corner quotes, backticks, or single quotes that are not apostrophes.
 _QUOTED = re.compile(
     r"\"([^\"\n]{3,120})\"|`([^`\n]{3,120})`|「([^」\n]{2,120})」|『([^』\n]{2,120})』"

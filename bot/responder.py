@@ -17,6 +17,35 @@ from bot.status import StatusSummary
 # Button payloads (Telegram allows 64 bytes of callback data).
 CAUSE_BUTTON = "fix:"
 CAUSES_BUTTON = "causes"
+# A triage answer: "tri:<question>:<option>[:<asker's user id>]". The path is in the button itself, so a triage
+# survives a restart with nothing stored; the asker's id keeps a group's buttons for the person who asked.
+TRIAGE_BUTTON = "tri:"
+
+
+@dataclass(frozen=True)
+class TriagePick:
+    """A pressed triage button: which question, which answer, and whose triage it is (None: anyone's)."""
+
+    question: str
+    option: int
+    asker: int | None = None
+
+    @classmethod
+    def parse(cls, data: str) -> TriagePick | None:
+        """The pick a button's data encodes, or None if it is not a well-formed triage button."""
+        if not data.startswith(TRIAGE_BUTTON):
+            return None
+        parts = data[len(TRIAGE_BUTTON) :].split(":")
+        if (
+            len(parts) not in (2, 3)
+            or not parts[1].isdigit()
+            or (len(parts) == 3 and not parts[2].lstrip("-").isdigit())
+        ):
+            return None
+        return cls(parts[0], int(parts[1]), int(parts[2]) if len(parts) == 3 else None)
+
+    def data(self) -> str:
+        return f"{TRIAGE_BUTTON}{self.question}:{self.option}" + (f":{self.asker}" if self.asker is not None else "")
 
 
 @dataclass(frozen=True)
@@ -117,14 +146,22 @@ class Responder:
         image: bool = False,
         now: datetime | None = None,
         tz: ZoneInfo | None = None,
+        asker: int | None = None,
     ) -> Answer:
         """The answer to a pasted error (or one read from a screenshot, `image`), with what the error itself says
-        (reset time in `tz`, tokens, request id); when nothing matches, a kind 'not recognised' with the cause
-        buttons."""
+        (reset time in `tz`, tokens, request id). When nothing matches: a welcome for a greeting, the triage
+        questions (for `asker` only, in a group) for a problem told in words, else a kind 'not recognised'."""
         if not compact(text.casefold()):
             return Answer(self._text("no_text_in_input" if text.strip() else "empty_input", lang))
         thresholds = self.kb.thresholds
         d = self.matcher.diagnose(text, threshold=thresholds.strict if strict else thresholds.asked, image=image)
+        if not d.matched and not strict:
+            # Nothing recognised in a message somebody sent us: a greeting gets a welcome, a problem told in the
+            # person's own words a few questions, rather than "not recognised".
+            if self.matcher.is_greeting(text):
+                return Answer(self._text("welcome", lang), self.cause_buttons(lang))
+            if self.kb.triage is not None and self.matcher.describes_trouble(text):
+                return self.triage(lang, asker=asker)
         now = now or datetime.now(UTC)
         details = extract(text, now=now, tz=tz) if d.matched else None
         body = render_diagnosis(self.kb, d, lang, self.markup, extra=extra, details=details, now=now)
@@ -144,6 +181,33 @@ class Responder:
         details = extract(answer.source, now=now, tz=tz) if answer.details is not None else None
         body = render_diagnosis(self.kb, d, lang, self.markup, extra=("", *lines), details=details, now=now)
         return Answer(body, answer.buttons, d, details, answer.source)
+
+    def triage(self, lang: str, question: str | None = None, asker: int | None = None) -> Answer:
+        """A triage question with its answers as buttons, one per row (the first question unless `question`)."""
+        triage = self.kb.triage
+        assert triage is not None
+        q = triage.questions[question or triage.start]
+        base = base_lang(lang)
+        rows = tuple(
+            (Button(localize(o.label[base], lang), TriagePick(q.id, n, asker).data()),) for n, o in enumerate(q.options)
+        )
+        return Answer(localize(self.markup.esc(q.text[base]), lang), rows)
+
+    def triage_pick(self, pick: TriagePick, lang: str) -> Answer | None:
+        """Where a triage answer leads: the next question, a cause's answer (with its kind's advice), or how to
+        tell the four apart. None if the button names a question or answer this knowledge base does not have."""
+        triage = self.kb.triage
+        q = triage.questions.get(pick.question) if triage is not None else None
+        if q is None or not 0 <= pick.option < len(q.options):
+            return None
+        option = q.options[pick.option]
+        if option.next is not None:
+            return self.triage(lang, option.next, pick.asker)
+        if option.cause is None:
+            return Answer(self._text("triage_apart", lang), self.cause_buttons(lang))
+        d = Diagnosis(cause=option.cause, confidence=1.0, evidence="guided triage", variant=option.variant)
+        body = render_diagnosis(self.kb, d, lang, self.markup)
+        return Answer(body, self.cause_buttons(lang, exclude=option.cause), d)
 
     def media(self, lang: str) -> Answer:
         """A photo, sticker, voice note or file without text."""

@@ -124,7 +124,7 @@ async def test_cause_button_opens_that_fix_in_place(bot: FakeBotApi) -> None:
 
 
 async def test_editing_a_message_edits_the_answer(bot: FakeBotApi) -> None:
-    update = bot.push_update(bot.make.private_message("hello there"))
+    update = bot.push_update(bot.make.private_message("lunch plans for friday?"))
     first = await bot.wait_for_call("sendMessage")
     assert "couldn't recognise" in first.text
     bot.push_update(bot.make.edited_message(update, CAPACITY))
