@@ -7,7 +7,7 @@ import html
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from telegram import (
@@ -46,7 +46,7 @@ from bot.ocr import ImageRejected, OcrService, OcrUnavailable
 from bot.peak import resolve_tz
 from bot.ratelimit import ANSWERED
 from bot.replies import localize, resolve_lang, split_message
-from bot.responder import CAUSE_BUTTON, CAUSES_BUTTON, Answer, Button, Responder
+from bot.responder import CAUSE_BUTTON, CAUSES_BUTTON, Answer, Button, Responder, TriagePick
 from bot.status import StatusClient, StatusError
 from bot.storage import Storage, Subscription
 
@@ -121,8 +121,17 @@ async def live_answer(
 
 
 async def diagnose(doctor: Doctor, update: Update, text: str, lang: str, *, strict: bool = False) -> Answer:
-    """The diagnosis of `text` with its live lines."""
-    return await live_answer(doctor, update, doctor.responder.diagnosis(text, lang, strict=strict), lang)
+    """The diagnosis of `text` with its live lines; in a group, any triage questions are for the sender only."""
+    answer = doctor.responder.diagnosis(text, lang, strict=strict, asker=group_asker(update))
+    return await live_answer(doctor, update, answer, lang)
+
+
+def group_asker(update: Update) -> int | None:
+    """The sender's user id in a group (whose triage buttons only they may press), None in a private chat."""
+    chat, user = update.effective_chat, update.effective_user
+    if chat is None or user is None or chat.type == ChatType.PRIVATE:
+        return None
+    return user.id
 
 
 async def read_image(context: ContextTypes.DEFAULT_TYPE, doctor: Doctor, image: ImageRef) -> ImageText:
@@ -723,9 +732,13 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query = update.callback_query
     if query is None:
         return
-    await query.answer()
     lang = user_lang(doctor, update)
     data = query.data or ""
+    pick = TriagePick.parse(data)
+    if pick is not None:
+        await on_triage(update, context, pick, lang)
+        return
+    await query.answer()
     if data == CAUSES_BUTTON:
         answer = doctor.responder.causes(lang)
     elif data.startswith(CAUSE_BUTTON) and data[len(CAUSE_BUTTON) :] in {c.id for c in doctor.responder.kb.causes}:
@@ -743,6 +756,33 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             log.debug("button answer not edited in: %s", exc.message)
         return
     await send_answer(context, message.chat_id, answer, message)
+
+
+async def on_triage(update: Update, context: ContextTypes.DEFAULT_TYPE, pick: TriagePick, lang: str) -> None:
+    """A triage answer: the next question or where it lands, edited into the question's own message. Only the
+    person who asked may answer a group's triage, and only for the knowledge base's timeout."""
+    doctor = doctor_of(context)
+    query = update.callback_query
+    triage = doctor.responder.kb.triage
+    if query is None or triage is None:
+        return
+    if pick.asker is not None and query.from_user.id != pick.asker:
+        await query.answer(doctor.responder.say("triage_not_yours", lang).text)
+        return
+    message = query.message
+    if isinstance(message, Message) and doctor.now() - message.date > timedelta(minutes=triage.timeout_minutes):
+        await query.answer(doctor.responder.say("triage_expired", lang).text)
+        return
+    await query.answer()
+    step = doctor.responder.triage_pick(pick, lang)
+    if step is None:
+        log.debug("unknown triage step %r", query.data)  # user-controlled: only at DEBUG
+        return
+    answer = await live_answer(doctor, update, step, lang)
+    try:
+        await query.edit_message_text(split_message(answer.text)[0], reply_markup=keyboard(answer.buttons))
+    except BadRequest as exc:
+        log.debug("triage step not edited in: %s", exc.message)
 
 
 async def on_inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -768,8 +808,10 @@ async def on_inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
                 title = localize(responder.kb.entry(d.runner_up).title[base], lang)
                 results.append(_article(f"r-{d.runner_up}", title, page.text, ""))
         else:
+            # A problem told in words: the triage questions, for the sender only (the results are personal then).
+            answer = responder.diagnosis(text, lang, asker=query.from_user.id)
             hint = responder.say("inline_no_match", lang).text
-            results.append(_article("none", html.unescape(hint), answer.text, ""))
+            results.append(_article("none", html.unescape(hint), answer.text, "", answer.buttons))
     description = responder.say("inline_cause_description", lang).text
     for cause in responder.kb.causes:
         if any(r.id.endswith(f"-{cause.id}") for r in results):
@@ -777,15 +819,19 @@ async def on_inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         page = responder.cause_page(cause.id, lang)
         title = localize(f"{cause.number}. {cause.title[base]}", lang)
         results.append(_article(f"c-{cause.id}", title, page.text, html.unescape(description)))
-    await query.answer(results[:50], cache_time=60, is_personal=False)
+    personal = any(r.reply_markup is not None for r in results)
+    await query.answer(results[:50], cache_time=60, is_personal=personal)
 
 
-def _article(result_id: str, title: str, text: str, description: str) -> InlineQueryResultArticle:
+def _article(
+    result_id: str, title: str, text: str, description: str, buttons: tuple[tuple[Button, ...], ...] = ()
+) -> InlineQueryResultArticle:
     return InlineQueryResultArticle(
         id=result_id[:64],
         title=title[:256],
         description=description[:256] or None,
         input_message_content=InputTextMessageContent(split_message(text)[0]),
+        reply_markup=keyboard(buttons) if buttons else None,
     )
 
 

@@ -324,3 +324,33 @@ async def test_webhook_mode_verifies_the_secret(
         assert "3. Capacity" in (await fake_bot_api.wait_for_call("sendMessage")).text
         assert len(fake_bot_api.calls("sendMessage")) == 1
     app.bot_data["doctor"].storage.close()
+
+
+async def test_a_vague_report_in_a_group_is_triaged_for_the_asker_only(bot: FakeBotApi) -> None:
+    asker, other = bot.make.user(5001, "Asker"), bot.make.user(5002, "Bystander")
+    report = bot.push_update(
+        bot.make.group_message("@claude_doctor_bot claude keeps cutting off mid answer", user=asker)
+    )
+    question = await bot.wait_for_call("sendMessage", to_chat(GROUP))
+    assert reply_target(question) == report["message"]["message_id"]
+    options = buttons(question)
+    assert options and all(d.startswith("tri:") and d.endswith(":5001") for d in options)
+    # Somebody else's press gets a polite word and changes nothing.
+    mark = bot.mark()
+    bot.push_update(bot.make.callback_query(options[0], question.result, user=other))
+    refused = await bot.wait_for_call("answerCallbackQuery", since=mark)
+    assert "for the person who asked" in refused.params["text"]
+    await bot.assert_no_call("editMessageText", since=mark)
+    # The asker: no message, only in a long chat -> cause 4's fix, edited into the question's own message.
+    bot.push_update(bot.make.callback_query(options[-1], question.result, user=asker))
+    second = await bot.wait_for_call("editMessageText", since=mark)
+    assert second.params["message_id"] == question.result["message_id"] and "long chat" in second.text
+    mark = bot.mark()
+    bot.push_update(bot.make.callback_query(buttons(second)[0], question.result, user=asker))
+    fix = await bot.wait_for_call("editMessageText", since=mark)
+    assert "4. Context and usage limits" in fix.text and "Start a new chat" in fix.text
+
+
+async def test_a_greeting_in_private_gets_a_welcome(bot: FakeBotApi) -> None:
+    bot.push_update(bot.make.private_message("hello"))
+    assert "Paste or forward the message Claude showed you" in (await bot.wait_for_call("sendMessage")).text
