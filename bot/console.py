@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import os
+import select
 import sys
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -15,7 +18,7 @@ from bot.matcher import get_matcher
 from bot.normalize import has_cjk
 from bot.peak import resolve_tz
 from bot.replies import Markup, resolve_lang
-from bot.responder import Answer, Responder
+from bot.responder import CAUSE_BUTTON, CAUSES_BUTTON, Answer, Button, Responder, TriagePick
 from bot.status import StatusClient, StatusError
 
 QUIT = {"/quit", "/exit", "/q"}
@@ -30,12 +33,49 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# Lines of one paste arrive together: a line that follows within this pause belongs to the same message.
+PASTE_PAUSE = 0.05
+
+
 def _show(answer: Answer, out: TextIO) -> None:
     print(answer.text, file=out)
     if answer.buttons:
-        labels = " | ".join(b.label for row in answer.buttons for b in row)
-        print(f"[{labels}]", file=out)
+        labels = "  ".join(f"[{n}] {b.label}" for n, b in enumerate(_flat(answer.buttons), 1))
+        print(labels, file=out)
     print(file=out)
+
+
+def _prompt() -> str:
+    try:
+        return input("> ") + "\n"
+    except EOFError:
+        return ""
+
+
+def _flat(buttons: tuple[tuple[Button, ...], ...]) -> list[Button]:
+    return [b for row in buttons for b in row]
+
+
+def read_message(
+    stdin: TextIO, *, gather: bool, pause: float = PASTE_PAUSE, first_line: Callable[[], str] | None = None
+) -> str:
+    """One message: a line (from `first_line`, e.g. the readline prompt, else `stdin`), and (when `gather`) every
+    further line that arrives within `pause` seconds of the last, so a pasted multi-line error is one message.
+    "" at end of input."""
+    first = first_line() if first_line is not None else stdin.readline()
+    if not first or not gather:
+        return first
+    lines = [first]
+    try:
+        fd = stdin.fileno()
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return first
+    while select.select([fd], [], [], pause)[0]:
+        more = stdin.readline()
+        if not more:
+            break
+        lines.append(more)
+    return "".join(lines)
 
 
 @dataclass
@@ -48,6 +88,8 @@ class Session:
     status: StatusClient | None = None
     now: Callable[[], datetime] = _utcnow
     tz_name: str | None = None
+    # The buttons of the last answer: typing a number presses one, as tapping does in Telegram.
+    buttons: list[Button] = field(default_factory=list)
     _runner: asyncio.Runner | None = field(default=None, repr=False)
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
@@ -94,11 +136,33 @@ class Session:
         return Answer(live.tz_answer("tz_set", self.now(), zone, self.lang))
 
     def respond(self, line: str) -> Answer | None:
-        """The answer to one console line (None for an empty line); /lang and /tz change the session."""
+        """The answer to one console message (None for an empty one); a number presses the last answer's button
+        of that number; /lang and /tz change the session."""
+        answer = self._respond(line)
+        if answer is not None:
+            self.buttons = _flat(answer.buttons)
+        return answer
+
+    def press(self, button: Button) -> Answer | None:
+        """What tapping a button does in the bot: a cause's fix, the four causes, or the next triage step."""
+        responder, lang, data = self.responder, self.lang, button.data
+        pick = TriagePick.parse(data)
+        if pick is not None:
+            step = responder.triage_pick(pick, lang)
+            return self._live(step, lang) if step is not None else None
+        if data == CAUSES_BUTTON:
+            return responder.causes(lang)
+        if data.startswith(CAUSE_BUTTON):
+            return responder.cause_page(data[len(CAUSE_BUTTON) :], lang)
+        return None
+
+    def _respond(self, line: str) -> Answer | None:
         line = line.strip()
         if not line:
             return None
         responder, lang = self.responder, self.lang
+        if line.isdigit() and 1 <= int(line) <= len(self.buttons):
+            return self.press(self.buttons[int(line) - 1])
         if not line.startswith("/"):
             reply_lang = "zh" if lang == "en" and has_cjk(line) else lang
             return self._live(responder.diagnosis(line, reply_lang), reply_lang)
@@ -156,15 +220,22 @@ def chat(
     session = Session(responder, lang or _lang_from_env(), _status_client(status_url or ""), now)
     print(responder.say("console_hint", session.lang).text, file=out)
     print(file=out)
-    _show(responder.start(session.lang), out)
+    start = responder.start(session.lang)
+    session.buttons = _flat(start.buttons)
+    _show(start, out)
+    prompt = _prompt if interactive and stdin is sys.stdin else None
+    if prompt is not None:
+        # input() gets line editing and history from readline, where the platform has it.
+        with contextlib.suppress(ImportError):
+            import readline  # noqa: F401
     try:
         while True:
-            if interactive:
+            if interactive and prompt is None:
                 print("> ", end="", file=out, flush=True)
-            line = stdin.readline()
-            if not line or line.strip().lower() in QUIT:
+            message = read_message(stdin, gather=interactive, first_line=prompt)
+            if not message or message.strip().lower() in QUIT:
                 return 0
-            answer = session.respond(line)
+            answer = session.respond(message)
             if answer is not None:
                 _show(answer, out)
     finally:

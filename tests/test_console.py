@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import io
+import os
 
-from bot.console import chat
+from bot.console import Session, chat, read_message
+from bot.matcher import get_matcher
+from bot.replies import Markup
+from bot.responder import Responder
 
 
 def run(lines: str, lang: str = "en") -> str:
@@ -35,3 +39,39 @@ def test_console_answers_chinese_text_in_chinese() -> None:
 
 def test_console_unknown_command() -> None:
     assert "Unknown command" in run("/frobnicate\n")
+
+
+def test_a_number_presses_the_button_shown_with_it() -> None:
+    # /causes shows the four as buttons [1]..[4]; "4" opens cause 4 as tapping its button would.
+    out = run("/causes\n4\n")
+    assert "[4] 4. Context" in out and "What to do" in out.split("[4] 4. Context", 1)[1]
+
+
+def test_a_triage_is_walked_with_numbers_to_a_fix() -> None:
+    out = run("claude keeps cutting off mid answer\n5\n1\n")
+    assert "Did Claude show a message?" in out and "Only in a long chat" in out
+    assert "4. Context and usage limits" in out.rsplit("Only in a long chat", 1)[1]
+
+
+def test_a_number_with_no_button_of_that_number_is_text() -> None:
+    assert "couldn't recognise" in run("/causes\n9\n")
+
+
+def test_a_pasted_multi_line_error_is_one_message() -> None:
+    read_fd, write_fd = os.pipe()
+    with os.fdopen(write_fd, "w") as w:
+        w.write("  ⎿  API Error: 529 Overloaded\n  ⎿  Retrying in 4 seconds… (attempt 4/10)\n")
+    with os.fdopen(read_fd) as r:
+        message = read_message(r, gather=True, pause=0.5)
+        assert message.count("\n") == 2 and "attempt 4/10" in message
+        assert read_message(r, gather=True, pause=0.5) == ""
+
+
+def test_a_multi_line_paste_gets_one_answer() -> None:
+    read_fd, write_fd = os.pipe()
+    with os.fdopen(write_fd, "w") as w:
+        w.write("❯ fix the tests\n  ⎿  API Error: 529 Overloaded\n  ⎿  Retrying (attempt 4/10)\n")
+    with os.fdopen(read_fd) as r:
+        message = read_message(r, gather=True, pause=0.5)
+    answer = Session(Responder(get_matcher(), Markup.PLAIN), "en").respond(message)
+    assert answer is not None and answer.text.count("3. Capacity") == 1
