@@ -476,7 +476,7 @@ async def cmd_unsubscribe(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         await send_answer(context, chat.id, doctor.responder.say("admins_only", lang), reply_to)
         return
     removed = await doctor.storage.write(doctor.storage.unsubscribe, chat.id)
-    stop_polling_if_unwatched(context.application)
+    await stop_polling_if_unwatched(context.application)
     key = "unsub_done" if removed else "unsub_not_subscribed"
     await send_answer(context, chat.id, doctor.responder.say(key, lang), reply_to)
 
@@ -494,7 +494,7 @@ def ensure_polling(application: Application) -> None:  # type: ignore[type-arg]
         jobs.run_once(poll_job, when=doctor.backoff.delay, name=POLL_JOB)
 
 
-def stop_polling_if_unwatched(application: Application) -> None:  # type: ignore[type-arg]
+async def stop_polling_if_unwatched(application: Application) -> None:  # type: ignore[type-arg]
     """With nobody subscribed: stop polling and forget the incidents seen, so a later first subscriber starts
     from a fresh baseline instead of hearing about incidents that ended while nobody listened."""
     doctor: Doctor = application.bot_data["doctor"]
@@ -504,7 +504,7 @@ def stop_polling_if_unwatched(application: Application) -> None:  # type: ignore
         for job in application.job_queue.get_jobs_by_name(POLL_JOB):
             job.schedule_removal()
     doctor.backoff.succeeded()
-    doctor.storage.reset_seen()
+    await doctor.storage.write(doctor.storage.reset_seen)
 
 
 async def poll_job(context: CallbackContext) -> None:  # type: ignore[type-arg]
@@ -520,7 +520,7 @@ async def poll_job(context: CallbackContext) -> None:  # type: ignore[type-arg]
         if application.job_queue is not None and not application.job_queue.get_jobs_by_name(POLL_JOB):
             application.job_queue.run_once(poll_job, when=delay, name=POLL_JOB)
     else:
-        stop_polling_if_unwatched(application)
+        await stop_polling_if_unwatched(application)
 
 
 async def poll_once(application: Application) -> bool:  # type: ignore[type-arg]
@@ -845,7 +845,7 @@ async def on_membership(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     if status in (ChatMember.LEFT, ChatMember.BANNED):
         log.info("removed from chat %s (%s)", change.chat.id, status)
         await doctor.storage.write(doctor.storage.forget_chat, change.chat.id)
-        stop_polling_if_unwatched(context.application)
+        await stop_polling_if_unwatched(context.application)
     else:
         log.info("membership in chat %s is now %s", change.chat.id, status)
 
