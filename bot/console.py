@@ -165,7 +165,10 @@ class Session:
             return self.press(self.buttons[int(line) - 1])
         if not line.startswith("/"):
             reply_lang = "zh" if lang == "en" and has_cjk(line) else lang
-            return self._live(responder.diagnosis(line, reply_lang), reply_lang)
+            answer = responder.diagnosis(line, reply_lang)
+            if answer.asks_status and self.status is not None:
+                return self._status()
+            return self._live(answer, reply_lang)
         command, _, args = line.partition(" ")
         command = command.split("@", 1)[0].lower()
         if command == "/start":

@@ -123,6 +123,8 @@ async def live_answer(
 async def diagnose(doctor: Doctor, update: Update, text: str, lang: str, *, strict: bool = False) -> Answer:
     """The diagnosis of `text` with its live lines; in a group, any triage questions are for the sender only."""
     answer = doctor.responder.diagnosis(text, lang, strict=strict, asker=group_asker(update))
+    if answer.asks_status and doctor.status is not None:
+        return await status_answer(doctor, update, lang)
     return await live_answer(doctor, update, answer, lang)
 
 
@@ -400,14 +402,18 @@ async def cmd_status(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     if doctor.status is None:
         await send_answer(context, chat.id, doctor.responder.say("status_off", lang), reply_to)
         return
+    await send_answer(context, chat.id, await status_answer(doctor, update, lang), reply_to)
+
+
+async def status_answer(doctor: Doctor, update: Update, lang: str) -> Answer:
+    """Claude's status page as it is now, times in the sender's zone (the status client must be on)."""
+    assert doctor.status is not None
     live = doctor.responder.live
     try:
         summary = await doctor.status.get()
     except StatusError as exc:
-        text = live.status_unavailable(str(exc), doctor.status.base_url, lang)
-    else:
-        text = live.status_page(summary, doctor.status.base_url, doctor.now(), user_tz(doctor, update, lang), lang)
-    await send_answer(context, chat.id, Answer(text), reply_to)
+        return Answer(live.status_unavailable(str(exc), doctor.status.base_url, lang))
+    return Answer(live.status_page(summary, doctor.status.base_url, doctor.now(), user_tz(doctor, update, lang), lang))
 
 
 async def cmd_tz(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

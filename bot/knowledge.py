@@ -161,6 +161,7 @@ VOCABULARIES = (
     "chatty_words",
     "negations",
     "greeting_words",
+    "status_questions",
 )
 
 

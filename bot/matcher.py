@@ -414,6 +414,7 @@ class Matcher:
         self.advice_words = _Vocabulary(vocab["advice_words"])
         self.chatty_words = _Vocabulary(vocab["chatty_words"])
         self.greeting_words = _Vocabulary(vocab["greeting_words"])
+        self.status_questions = _Vocabulary(vocab["status_questions"])
         self.variant_words = {
             entry.id: [(v.id, _Vocabulary(v.words)) for v in entry.variants] for entry in kb.causes if entry.variants
         }
@@ -543,6 +544,14 @@ class Matcher:
         if len(words) + hanzi / 2.5 > _GREETING_WORDS:
             return False
         return self.greeting_words.found(set(words), f" {' '.join(words)} ", packed, heads, False)
+
+    def asks_status(self, text: str) -> bool:
+        """Whether a short text asks if Claude is down right now ("is claude down?", "claude 是不是挂了")."""
+        words, packed, heads = self._vocabulary_view(text)
+        hanzi = sum(len(run) for run in _CJK_RUN.findall(packed))
+        if len(words) + hanzi / 2.5 > _STATUS_QUESTION_WORDS:
+            return False
+        return self.status_questions.found(set(words), f" {' '.join(words)} ", packed, heads, False)
 
     def _vocabulary_view(self, text: str) -> tuple[list[str], str, set[str]]:
         cleaned = clean(text[:_VIEW_CHARS])
@@ -845,6 +854,8 @@ _TALK_TITLE = re.compile(
 )
 # A greeting is short: "hi there", "你好，在吗" (a hanzi counts 1/2.5 of a word).
 _GREETING_WORDS = 4
+# A question about the status is short: a long message quoting "is claude down" is about something else.
+_STATUS_QUESTION_WORDS = 12
 # Enough of a text to tell whether it is about Claude at all.
 _VIEW_CHARS = 4000
 # A quoted span: double, curly or corner quotes, backticks, or single quotes that are not apostrophes.

@@ -66,6 +66,8 @@ class Answer:
     details: Details | None = field(default=None, compare=False)
     # The diagnosed text, so the details can be read again in the reader's time zone once it is known.
     source: str = field(default="", compare=False, repr=False)
+    # A question whether Claude is down now: the front end answers it with the live status page when it has one.
+    asks_status: bool = field(default=False, compare=False)
 
 
 class Responder:
@@ -155,6 +157,10 @@ class Responder:
             return Answer(self._text("no_text_in_input" if text.strip() else "empty_input", lang))
         thresholds = self.kb.thresholds
         d = self.matcher.diagnose(text, threshold=thresholds.strict if strict else thresholds.asked, image=image)
+        asks_status = d.cause in (None, "service") and not strict and self.matcher.asks_status(text)
+        if asks_status and not d.matched:
+            # "Is Claude working?": about an outage even with no word of one; the front end shows the live status.
+            d = Diagnosis(cause="service", confidence=thresholds.asked, evidence="a question about Claude's status")
         if not d.matched and not strict:
             # Nothing recognised in a message somebody sent us: a greeting gets a welcome, a problem told in the
             # person's own words a few questions, rather than "not recognised".
@@ -166,7 +172,7 @@ class Responder:
         details = extract(text, now=now, tz=tz) if d.matched else None
         body = render_diagnosis(self.kb, d, lang, self.markup, extra=extra, details=details, now=now)
         exclude = d.cause if d.cause is not None and d.runner_up is None else None
-        return Answer(body, self.cause_buttons(lang, exclude=exclude), d, details, text)
+        return Answer(body, self.cause_buttons(lang, exclude=exclude), d, details, text, asks_status)
 
     def with_live(
         self, answer: Answer, lang: str, summary: StatusSummary | None, now: datetime, tz: ZoneInfo

@@ -49,3 +49,9 @@ def test_piped_console_input_never_reads_the_environments_status_page(monkeypatc
     # Nothing listens at this address; a scripted run must not even try it.
     monkeypatch.setenv("STATUS_PAGE_URL", "http://127.0.0.1:9")
     assert "turned off" in run("/status\n")
+
+
+def test_asking_whether_claude_is_down_shows_the_status_page(page: FakeStatuspage) -> None:
+    page.state = "major"
+    out = run("is claude down right now?\n", status_url=page.base_url)
+    assert "Claude status: Partial system outage" in out

@@ -127,6 +127,15 @@ async def test_status_shows_state_components_incident_and_link_in_html(
     assert call.params["parse_mode"] == "HTML"
 
 
+@pytest.mark.parametrize("question", ["is claude down right now?", "claude 是不是挂了"])
+async def test_a_question_whether_claude_is_down_gets_the_live_status(
+    bot: App, fake_bot_api: FakeBotApi, page: FakeStatuspage, question: str
+) -> None:
+    page.state = "major"
+    call = await say(fake_bot_api, question)
+    assert call.text.startswith("<b>Claude status: Partial system outage</b>")
+
+
 async def test_status_for_a_chinese_user_is_in_shanghai_time(
     bot: App, fake_bot_api: FakeBotApi, page: FakeStatuspage
 ) -> None:
