@@ -354,3 +354,15 @@ async def test_a_vague_report_in_a_group_is_triaged_for_the_asker_only(bot: Fake
 async def test_a_greeting_in_private_gets_a_welcome(bot: FakeBotApi) -> None:
     bot.push_update(bot.make.private_message("hello"))
     assert "Paste or forward the message Claude showed you" in (await bot.wait_for_call("sendMessage")).text
+
+
+async def test_inline_query_with_a_problem_in_words_offers_the_triage(bot: FakeBotApi) -> None:
+    bot.push_update(bot.make.inline_query("claude keeps cutting off mid answer", user=bot.make.user(6001, "Inline")))
+    call = await bot.wait_for_call("answerInlineQuery")
+    results = call.params["results"]
+    results = json.loads(results) if isinstance(results, str) else results
+    first = results[0]
+    assert "Did Claude show a message?" in first["input_message_content"]["message_text"]
+    data = [b["callback_data"] for row in first["reply_markup"]["inline_keyboard"] for b in row]
+    assert data and all(d.startswith("tri:") and d.endswith(":6001") for d in data)
+    assert call.params["is_personal"] in (True, "true", "True")
