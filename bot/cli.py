@@ -170,7 +170,7 @@ def _diagnose_one(
             print(f"claude-doctor: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE
     if len(text) > MAX_INPUT_CHARS:
-        print(f"claude-doctor: {kb.text('input_truncated', 'en', limit=MAX_INPUT_CHARS)}", file=sys.stderr)
+        print(f"claude-doctor: {kb.text('input_truncated', 'en', half=MAX_INPUT_CHARS // 2)}", file=sys.stderr)
     threshold = kb.thresholds.strict if args.strict else kb.thresholds.asked
     result = matcher.diagnose(text, threshold=threshold, image=from_image)
     now = datetime.now(UTC)

@@ -14,7 +14,8 @@ from rapidfuzz.distance import DamerauLevenshtein
 from bot.knowledge import Entry, KnowledgeBase, Signature, iter_entries
 from bot.normalize import LETTERS, clean, compact, has_cjk, weight
 
-# Longer input is cut: a 64 KB log is the largest realistic paste, and the cap bounds the work per message.
+# Longer input is cut to its first and last halves of this: a 64 KB log is the largest realistic paste, the cap
+# bounds the work per message, and a log's error sits at its end.
 MAX_INPUT_CHARS = 65_536
 # Information (in letters; a hanzi counts 2.5) at which a signature match is fully convincing.
 _FULL_STRENGTH = 30.0
@@ -49,6 +50,8 @@ _SPACELESS_MIN = 6
 # Error-type tokens with a typo ("overlaoded_error") still count, a little less, at this similarity.
 _TOKEN_TYPO_RATIO = 88.0
 _NEAR_CACHE = 20_000
+# How many distinct unknown underscored tokens of one text get the fuzzy search.
+_NEAR_TOKENS = 32
 # A cue this strong is an error's own wording: its words ("we are currently investigating") are not chat.
 _VOICED_CUE = 0.8
 # The pseudo-entry that negation phrases are filed under.
@@ -57,9 +60,18 @@ _NEGATION = ""
 _WORD_CHARS = LETTERS.replace("\u3040-\u30ff", "") + "_"
 _WORD = re.compile(rf"[{_WORD_CHARS}]+(?:['./-][{_WORD_CHARS}]+)*")
 _PARTS = re.compile(r"['./-]")
-_UNDERSCORED = re.compile(r"[a-z0-9]+_[a-z0-9_]*")
+# Anchored at a word's start: unanchored, a long run of letters with no "_" is rescanned from every position.
+_UNDERSCORED = re.compile(r"(?<![a-z0-9])[a-z0-9]+_[a-z0-9_]*")
 # Only Latin letters tell run-together text: Chinese has no spaces to drop.
 _LATIN_LETTER = re.compile(r"[a-z]")
+
+
+def head_and_tail(text: str, limit: int = MAX_INPUT_CHARS) -> str:
+    """The text, or its first and last `limit`/2 characters joined by a line break when it is longer."""
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}\n{text[-half:]}"
 
 
 def _singular(word: str) -> str:
@@ -315,11 +327,13 @@ class _Vocabulary:
         self.single: set[str] = set()
         # Phrases and hanzi entries are tried only when their first word, or first two hanzi, is in the text.
         self.phrases: list[tuple[str, str]] = []
-        self.cjk: list[tuple[str, str]] = []
+        # The same hanzi entries filed under their head, so a long Chinese text (thousands of heads) meets only
+        # the entries whose head it has.
+        self.cjk_by_head: dict[str, list[str]] = defaultdict(list)
         self.packed = [p for p in map(compact, entries) if len(p) >= _SPACELESS_MIN and not _unspaced(p)]
         for entry in entries:
             if _unspaced(entry):
-                self.cjk.append((_head(compact(entry)), compact(entry)))
+                self.cjk_by_head[_head(compact(entry))].append(compact(entry))
                 continue
             words = _words(entry)
             if len(words) == 1:
@@ -330,8 +344,10 @@ class _Vocabulary:
     def found(self, words: set[str], joined: str, packed: str, heads: set[str], spaceless: bool) -> bool:
         if not self.single.isdisjoint(words):
             return True
-        if heads and any((not head or head in heads) and c in packed for head, c in self.cjk):
-            return True
+        if heads:
+            for head in (heads & self.cjk_by_head.keys()) | ({""} & self.cjk_by_head.keys()):
+                if any(c in packed for c in self.cjk_by_head[head]):
+                    return True
         if spaceless and any(p in packed for p in self.packed):
             return True
         return any(first in words and p in joined for first, p in self.phrases)
@@ -390,6 +406,7 @@ class Matcher:
         for item in self.cjk_cues:
             self.cjk_cue_heads[_head(item[0])].append(item)
         self.vocabulary = self._vocabulary_words(kb)
+        self.longest_word = max(map(len, self.vocabulary), default=0)
         # Typo index: each vocabulary word under itself and its one-letter deletions (SymSpell), so a word one
         # edit away ("netwrok", "outtage", "conect") is found with a few dictionary lookups.
         self.deletions: dict[str, str] = {}
@@ -399,6 +416,7 @@ class Matcher:
                     self.deletions.setdefault(variant, word)
         self.signature_grams = [max(1, len(t) - _GRAM + 1) for t in self.signature_texts]
         self.typo_tokens = [t for t in self.tokens if "_" in t]
+        self.longest_token = max(map(len, self.typo_tokens), default=0)
         self._near: dict[str, str | None] = {}
         self.error_types = frozenset(t for e in iter_entries(kb) for t in e.error_types)
         self.patterns = [
@@ -434,7 +452,8 @@ class Matcher:
         out = list(words)
         changed = False
         for i, word in enumerate(words[:_TYPO_LIMIT]):
-            if len(word) < _TYPO_MIN or word in self.vocabulary or not word.isalpha():
+            # A word two edits longer than the longest we know is no typo of it, and its deletions cost its square.
+            if not _TYPO_MIN <= len(word) <= self.longest_word + 2 or word in self.vocabulary or not word.isalpha():
                 continue
             fix = self.deletions.get(word) or next(
                 (self.deletions[d] for d in _deletions(word) if d in self.deletions), None
@@ -493,7 +512,7 @@ class Matcher:
         `image`: the text was read from a screenshot, chrome and all."""
         if threshold is None:
             threshold = self.kb.thresholds.asked
-        cleaned = clean(text[:MAX_INPUT_CHARS])
+        cleaned = clean(head_and_tail(text))
         packed = compact(cleaned)
         if not packed:
             return NO_DIAGNOSIS
@@ -673,8 +692,11 @@ class Matcher:
                     if cue_text in packed:
                         scores[entry_id].add_cue(cue, w)
         if spaceless:
+            # Each of the many compact cues would scan the whole text: only those whose opening four characters
+            # occur in it are looked for.
+            grams = {packed[i : i + _GRAM] for i in range(len(packed) - _GRAM + 1)}
             for cue_text, entry_id, cue, w in self.compact_cues:
-                if cue_text in packed:
+                if cue_text[:_GRAM] in grams and cue_text in packed:
                     scores[entry_id].add_cue(cue, w)
 
     def _match_evidence(self, cleaned: str, words: list[str], scores: dict[str, _Score]) -> None:
@@ -682,11 +704,14 @@ class Matcher:
         for word in self.tokens.keys() & present:
             for entry_id, token, w in self.tokens[word]:
                 scores[entry_id].add_evidence(token, w)
-        for word in set(_UNDERSCORED.findall(cleaned)) - self.tokens.keys():
+        # A fuzzy search per distinct unknown token: a paste of thousands of made-up tokens is searched for the
+        # first few only.
+        unknown = list(dict.fromkeys(_UNDERSCORED.findall(cleaned)))
+        for word in [w for w in unknown if w not in self.tokens][:_NEAR_TOKENS]:
             if _MIXED.match(word):
                 # OCR's digits for letters: "err_c0nnecti0n_reset".
                 word = word.translate(_LEET)
-            if len(word) >= 8:
+            if 8 <= len(word) <= self.longest_token + 4:
                 near = self._near_token(word)
                 if near is not None:
                     for entry_id, token, w in self.tokens[near]:

@@ -71,7 +71,7 @@ def test_megabyte_on_stdin_is_answered_with_a_note() -> None:
     result = run_cli("diagnose", "--json", "-", stdin=b"hello world " * 90_000)
     assert result.returncode == 0
     assert json.loads(result.stdout)["cause"] is None
-    assert b"first 65536 characters" in result.stderr
+    assert b"first and last 32768 characters" in result.stderr
 
 
 def test_no_text_at_all_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
@@ -439,3 +439,9 @@ def test_diagnose_shows_the_request_id_with_when_to_quote_it(capsys: pytest.Capt
     assert main(["diagnose", 'API Error: 529 {"type":"overloaded_error"} request_id req_011CZTEFvft13Daj']) == 0
     out = capsys.readouterr().out
     assert "req_011CZTEFvft13Daj" in out and "support" in out
+
+
+def test_a_megabyte_log_with_the_error_at_its_end_is_diagnosed() -> None:
+    log = b"2026-12-03T10:00:00Z INFO step ok\n" * 30_000 + b"API Error: 529 Overloaded\n"
+    result = run_cli("diagnose", "--json", "-", stdin=log)
+    assert result.returncode == 0 and json.loads(result.stdout)["cause"] == "capacity"

@@ -91,9 +91,22 @@ def test_error_inside_a_long_log_is_found() -> None:
     assert diagnose(text).cause == "capacity"
 
 
-def test_text_beyond_the_input_cap_is_ignored_not_fatal() -> None:
-    text = "x" * (MAX_INPUT_CHARS + 10) + CAPACITY
-    assert diagnose(text).cause is None
+def test_the_error_at_the_end_of_a_huge_paste_is_found() -> None:
+    # A log's error is at its end: past the cap the first and last halves are read.
+    text = "step ok\n" * (MAX_INPUT_CHARS // 4) + CAPACITY
+    assert diagnose(text).cause == "capacity"
+
+
+def test_the_middle_of_a_huge_paste_is_skipped_not_fatal() -> None:
+    filler = "x" * MAX_INPUT_CHARS
+    assert diagnose(filler + CAPACITY + filler).cause is None
+
+
+@pytest.mark.parametrize("size", [4096, MAX_INPUT_CHARS])
+def test_one_huge_word_is_answered(size: int) -> None:
+    # Typo repair skips words longer than any it knows: their deletions would cost the square of their length.
+    assert not diagnose("a" * size).matched
+    assert diagnose("a" * size + " API Error: 529 Overloaded").cause == "capacity"
 
 
 def test_one_megabyte_of_text_is_answered() -> None:
