@@ -108,9 +108,10 @@ class Session:
     def _live(self, answer: Answer, lang: str) -> Answer:
         # The same lines as the bot's, with the same bound on waiting for the status page.
         d = answer.diagnosis
-        if d is None or d.cause is None:
+        if not answer.undecided and (d is None or d.cause is None):
             return answer
-        summary = self._run(self.status.peek(LIVE_WAIT)) if self.status is not None and wants_status(d) else None
+        wanted = answer.undecided or (d is not None and wants_status(d))
+        summary = self._run(self.status.peek(LIVE_WAIT)) if self.status is not None and wanted else None
         return self.responder.with_live(answer, lang, summary, self.now(), user_zone(self.tz_name, lang))
 
     def _status(self) -> Answer:

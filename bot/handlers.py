@@ -113,10 +113,11 @@ async def live_answer(
     """The answer with its live lines: the status page's view (waited for at most `max_wait` seconds, default
     doctor.live_wait, else left out) and the peak-hours line, in the sender's time zone."""
     d = answer.diagnosis
-    if d is None or d.cause is None:
+    if not answer.undecided and (d is None or d.cause is None):
         return answer
     wait = doctor.live_wait if max_wait is None else max_wait
-    summary = await doctor.status.peek(wait) if doctor.status is not None and wants_status(d) else None
+    wanted = answer.undecided or (d is not None and wants_status(d))
+    summary = await doctor.status.peek(wait) if doctor.status is not None and wanted else None
     return doctor.responder.with_live(answer, lang, summary, doctor.now(), user_tz(doctor, update, lang))
 
 

@@ -68,6 +68,8 @@ class Answer:
     source: str = field(default="", compare=False, repr=False)
     # A question whether Claude is down now: the front end answers it with the live status page when it has one.
     asks_status: bool = field(default=False, compare=False)
+    # A triage that ended without a cause: the live lines (status page, peak hours) help tell the causes apart.
+    undecided: bool = field(default=False, compare=False)
 
 
 class Responder:
@@ -179,6 +181,12 @@ class Responder:
     ) -> Answer:
         """The answer with the live lines (status, peak hours) after the main cause's fix, if its cause has any."""
         d = answer.diagnosis
+        if answer.undecided:
+            # What the bot knows now decides between the causes: an open incident, or peak hours.
+            live = [self.live.status_line(summary, now, tz, lang)] if summary is not None else []
+            live += [line for line in (self.live.peak_line(now, tz, lang),) if line is not None]
+            text = "\n\n".join((answer.text, *live)) if live else answer.text
+            return Answer(text, answer.buttons, undecided=True)
         if d is None or d.cause is None:
             return answer
         lines = self.live.diagnosis_lines(d, summary, now, tz, lang)
@@ -210,7 +218,7 @@ class Responder:
         if option.next is not None:
             return self.triage(lang, option.next, pick.asker)
         if option.cause is None:
-            return Answer(self._text("triage_apart", lang), self.cause_buttons(lang))
+            return Answer(self._text("triage_apart", lang), self.cause_buttons(lang), undecided=True)
         d = Diagnosis(cause=option.cause, confidence=1.0, evidence="guided triage", variant=option.variant)
         body = render_diagnosis(self.kb, d, lang, self.markup)
         return Answer(body, self.cause_buttons(lang, exclude=option.cause), d)

@@ -141,3 +141,24 @@ def test_a_knowledge_base_without_triage_answers_not_recognised(kb_copy: Path) -
     (kb_copy / "triage.yaml").unlink()
     responder = Responder(Matcher(load_knowledge(kb_copy)), Markup.PLAIN)
     assert "couldn't recognise" in responder.diagnosis("claude keeps cutting off mid answer", "en").text
+
+
+def test_an_undecided_triage_adds_what_is_known_now(responder: Responder) -> None:
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from bot.status import StatusSummary
+
+    question = responder.triage("en")
+    path = [question.buttons[-1][0]]  # no message
+    step = responder.triage_pick(TriagePick.parse(path[0].data), "en")  # type: ignore[arg-type]
+    assert step is not None
+    step = responder.triage_pick(TriagePick.parse(step.buttons[1][0].data), "en")  # type: ignore[arg-type]
+    assert step is not None
+    end = responder.triage_pick(TriagePick.parse(step.buttons[-1][0].data), "en")  # type: ignore[arg-type]
+    assert end is not None and end.undecided
+    now = datetime(2026, 12, 3, 14, 0, tzinfo=UTC)  # a Thursday, 06:00 in Los Angeles: peak time
+    summary = StatusSummary("none", "All Systems Operational", incidents=[], components=[], fetched_at=now)
+    live = responder.with_live(end, "en", summary, now, ZoneInfo("Asia/Shanghai"))
+    assert live.text.startswith(end.text) and len(live.text) > len(end.text)
+    assert live.buttons == end.buttons
