@@ -558,19 +558,19 @@ class Matcher:
 
     def is_greeting(self, text: str) -> bool:
         """Whether a short text is a greeting or a bare request for help ("hi", "help", "你好")."""
-        words, packed, heads = self._vocabulary_view(text)
-        hanzi = sum(len(run) for run in _CJK_RUN.findall(packed))
-        if len(words) + hanzi / 2.5 > _GREETING_WORDS:
-            return False
-        return self.greeting_words.found(set(words), f" {' '.join(words)} ", packed, heads, False)
+        return self._short_and_found(text, self.greeting_words, _GREETING_WORDS)
 
     def asks_status(self, text: str) -> bool:
         """Whether a short text asks if Claude is down right now ("is claude down?", "claude 是不是挂了")."""
+        return self._short_and_found(text, self.status_questions, _STATUS_QUESTION_WORDS)
+
+    def _short_and_found(self, text: str, vocabulary: _Vocabulary, most_words: int) -> bool:
+        """Whether a text of at most `most_words` words (a hanzi counts 1/2.5) has an entry of `vocabulary`."""
         words, packed, heads = self._vocabulary_view(text)
         hanzi = sum(len(run) for run in _CJK_RUN.findall(packed))
-        if len(words) + hanzi / 2.5 > _STATUS_QUESTION_WORDS:
+        if len(words) + hanzi / 2.5 > most_words:
             return False
-        return self.status_questions.found(set(words), f" {' '.join(words)} ", packed, heads, False)
+        return vocabulary.found(set(words), f" {' '.join(words)} ", packed, heads, False)
 
     def _vocabulary_view(self, text: str) -> tuple[list[str], str, set[str]]:
         cleaned = clean(text[:_VIEW_CHARS])

@@ -42,10 +42,10 @@ def _row(obj: dict, where: str) -> dict:
     return {"source": source, "lang": obj["lang"], "causes": causes, "kind": obj["kind"], "text": text}
 
 
-def _existing() -> tuple[set[str], set[str]]:
-    """The held-out sources, and the folded text of every row already in the corpus."""
+def _existing(rewritten: str) -> tuple[set[str], set[str]]:
+    """The held-out sources, and the folded text of every row already in the corpus but the file being rewritten."""
     held, texts = set(), set()
-    for path in sorted(OUT.glob("*.jsonl")):
+    for path in sorted(p for p in OUT.glob("*.jsonl") if p.name != rewritten):
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 row = json.loads(line)
@@ -55,9 +55,10 @@ def _existing() -> tuple[set[str], set[str]]:
     return held, texts
 
 
-def tune_only(name: str, paths: list[str]) -> int:
-    held, seen = _existing()
-    kept, dropped = [], 0
+def _read(paths: list[str], seen: set[str], held: set[str]) -> tuple[list[dict], int]:
+    """The checked rows of the harvest files, less those whose text is in `seen` (which grows) or whose source is in
+    `held`; and how many were left out."""
+    rows, dropped = [], 0
     for path in paths:
         for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
             if not line.strip():
@@ -68,7 +69,13 @@ def tune_only(name: str, paths: list[str]) -> int:
                 dropped += 1
                 continue
             seen.add(key)
-            kept.append(row)
+            rows.append(row)
+    return rows, dropped
+
+
+def tune_only(name: str, paths: list[str]) -> int:
+    held, seen = _existing(name)
+    kept, dropped = _read(paths, seen, held)
     with (OUT / name).open("w", encoding="utf-8") as fh:
         for r in kept:
             fh.write(json.dumps(r, ensure_ascii=False) + "\n")
@@ -79,20 +86,7 @@ def tune_only(name: str, paths: list[str]) -> int:
 def main(paths: list[str]) -> int:
     if paths[:1] == ["--tune-only"]:
         return tune_only(paths[1], paths[2:])
-    seen: set[str] = set()
-    rows: list[dict] = []
-    dropped = 0
-    for path in paths:
-        for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            row = _row(json.loads(line), f"{path}:{n}")
-            key = " ".join(row["text"].casefold().split())
-            if key in seen:
-                dropped += 1
-                continue
-            seen.add(key)
-            rows.append(row)
+    rows, dropped = _read(paths, set(), set())
     sources = sorted({r["source"] for r in rows}, key=lambda s: hashlib.sha256(s.encode()).hexdigest())
     held_sources = set(sources[: math.ceil(len(sources) * HELD_SHARE)])
     held = [r for r in rows if r["source"] in held_sources]
