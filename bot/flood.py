@@ -13,12 +13,6 @@ from telegram.constants import ChatType
 
 log = logging.getLogger(__name__)
 
-# Said once to a user who floods, then silence (the knowledge base's `slow_down` string wins when it has one).
-SLOW_DOWN = {
-    "en": "You are sending messages faster than I can read them. Wait a minute, then send the error once.",
-    "zh": "你发消息太快了，我来不及看。请等一分钟，再把报错发一次。",
-}
-
 
 class Verdict(Enum):
     """What to do with an update: handle it, drop it after saying "slow down" once, or drop it silently."""

@@ -14,7 +14,7 @@ from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.ext import BaseUpdateProcessor
 
-from bot.flood import SLOW_DOWN, FloodGate, Verdict
+from bot.flood import FloodGate, Verdict
 from bot.knowledge import base_lang
 from bot.ratelimit import ANSWERED
 from bot.replies import localize, resolve_lang
@@ -141,11 +141,10 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
             return
         lang = resolve_lang(user.language_code if user else None)
         kb = getattr(getattr(self.application.bot_data.get("doctor"), "responder", None), "kb", None)
-        if kb is not None and "slow_down" in kb.strings:
-            text = kb.text("slow_down", base_lang(lang))
-        else:
-            text = SLOW_DOWN[base_lang(lang)]
-        text = localize(text, lang)
+        if kb is None:
+            return
+        # What the user is told once, then silence: the knowledge base's `slow_down` string (ui.yaml).
+        text = localize(kb.text("slow_down", base_lang(lang)), lang)
         in_group = chat.type != ChatType.PRIVATE and message is not None
         try:
             await self.application.bot.send_message(

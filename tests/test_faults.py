@@ -23,7 +23,7 @@ from telegram.ext import Application
 
 from bot.app import build_application
 from bot.config import Settings
-from bot.flood import SLOW_DOWN
+from bot.knowledge import load_knowledge
 from bot.matcher import get_matcher
 from bot.runner import runtime_of
 from bot.storage import Storage
@@ -34,6 +34,7 @@ T = TypeVar("T")
 CAPACITY = "Due to unexpected capacity constraints, Claude is unable to respond to your message. Please try again soon."
 APOLOGY = "Sorry"
 GROUP = -1001234567890
+SLOW_DOWN = load_knowledge().text("slow_down", "en")
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -218,7 +219,7 @@ async def test_a_user_flooding_a_private_chat_is_told_once_then_ignored(
         api.push_update(api.make.private_message("/start", user=marker))
         await api.wait_for_call("sendMessage", to_chat(marker["id"]), timeout=10)
     texts = [c.text for c in api.calls("sendMessage") if c.chat_id == 1001]
-    assert texts.count(SLOW_DOWN["en"]) == 1
+    assert texts.count(SLOW_DOWN) == 1
     assert len(texts) == 21  # 20 answers, one "slow down", then silence
 
 
@@ -239,9 +240,9 @@ async def test_a_flooding_group_delays_a_private_answer_by_less_than_2_s(
         print(f"private answer during a group flood: {delay:.3f} s")
         assert delay < 2.0, delay
         # The flooder heard "slow down" once; past the limit nothing else was answered.
-        await api.wait_for_call("sendMessage", lambda c: c.ok and c.text == SLOW_DOWN["en"], timeout=10)
+        await api.wait_for_call("sendMessage", lambda c: c.ok and c.text == SLOW_DOWN, timeout=10)
     to_group = [c.text for c in api.calls("sendMessage") if c.chat_id == GROUP]
-    assert to_group.count(SLOW_DOWN["en"]) == 1
+    assert to_group.count(SLOW_DOWN) == 1
     assert len(to_group) <= 21
 
 
