@@ -159,13 +159,13 @@ class Responder:
             return Answer(self._text("no_text_in_input" if text.strip() else "empty_input", lang))
         thresholds = self.kb.thresholds
         d = self.matcher.diagnose(text, threshold=thresholds.strict if strict else thresholds.asked, image=image)
-        asks_status = d.cause in (None, "service") and not strict and self.matcher.asks_status(text)
+        asks_status = d.cause in (None, "service") and not strict and not image and self.matcher.asks_status(text)
         if asks_status and not d.matched:
             # "Is Claude working?": about an outage even with no word of one; the front end shows the live status.
             d = Diagnosis(cause="service", confidence=thresholds.asked, evidence="a question about Claude's status")
-        if not d.matched and not strict:
-            # Nothing recognised in a message somebody sent us: a greeting gets a welcome, a problem told in the
-            # person's own words a few questions, rather than "not recognised".
+        if not d.matched and not strict and not image:
+            # Nothing recognised in a message somebody wrote to us: a greeting gets a welcome, a problem told in the
+            # person's own words a few questions, rather than "not recognised". (A screenshot's text is not theirs.)
             if self.matcher.is_greeting(text):
                 return Answer(self._text("welcome", lang), self.cause_buttons(lang))
             if self.kb.triage is not None and self.matcher.describes_trouble(text):
