@@ -147,10 +147,10 @@ def test_real_corpus_holds_no_email_address_or_key() -> None:
 
 def test_real_held_out_set_does_not_regress() -> None:
     """Real people's text, never tuned on. Issue 9's bar is top-1 >= 95% and <= 3% false positives asked, <= 1%
-    strict: NOT met. First measured 61.3% / 25.6% (strict FP 12.0%); 66.9% / 23.1% (strict FP 11.1%) on
-    2026-12-03. This guards that level. Misses are not printed: nobody tunes on this set."""
+    strict: NOT met. First measured 61.3% / 25.6% (strict FP 12.0%); 68.1% / 23.1% (strict FP 11.1%) at the end
+    of 2026-12-03. This guards that level. Misses are not printed: nobody tunes on this set."""
     levels = evaluate_levels(get_matcher(), load_cases(REAL / "heldout.jsonl"))
     assert levels.asked.cause_cases >= 150 and levels.asked.negatives >= 100
-    assert levels.asked.top1 >= 0.66, f"top-1 {levels.asked.top1:.1%}"
+    assert levels.asked.top1 >= 0.68, f"top-1 {levels.asked.top1:.1%}"
     assert levels.asked.fp_rate <= 0.24, f"false positives {levels.asked.fp_rate:.1%}"
     assert levels.strict.fp_rate <= 0.12, f"strict false positives {levels.strict.fp_rate:.1%}"
