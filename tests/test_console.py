@@ -57,21 +57,24 @@ def test_a_number_with_no_button_of_that_number_is_text() -> None:
     assert "couldn't recognise" in run("/causes\n9\n")
 
 
-def test_a_pasted_multi_line_error_is_one_message() -> None:
+def pasted(text: str) -> list[str]:
+    """The messages `read_message` makes of `text` arriving at once on a real file descriptor, as a paste does."""
     read_fd, write_fd = os.pipe()
     with os.fdopen(write_fd, "w") as w:
-        w.write("  ⎿  API Error: 529 Overloaded\n  ⎿  Retrying in 4 seconds… (attempt 4/10)\n")
+        w.write(text)
+    messages = []
     with os.fdopen(read_fd) as r:
-        message = read_message(r, gather=True, pause=0.5)
-        assert message.count("\n") == 2 and "attempt 4/10" in message
-        assert read_message(r, gather=True, pause=0.5) == ""
+        while message := read_message(r, gather=True, pause=0.5):
+            messages.append(message)
+    return messages
+
+
+def test_a_pasted_multi_line_error_is_one_message() -> None:
+    [message] = pasted("  ⎿  API Error: 529 Overloaded\n  ⎿  Retrying in 4 seconds… (attempt 4/10)\n")
+    assert message.count("\n") == 2 and "attempt 4/10" in message
 
 
 def test_a_multi_line_paste_gets_one_answer() -> None:
-    read_fd, write_fd = os.pipe()
-    with os.fdopen(write_fd, "w") as w:
-        w.write("❯ fix the tests\n  ⎿  API Error: 529 Overloaded\n  ⎿  Retrying (attempt 4/10)\n")
-    with os.fdopen(read_fd) as r:
-        message = read_message(r, gather=True, pause=0.5)
+    [message] = pasted("❯ fix the tests\n  ⎿  API Error: 529 Overloaded\n  ⎿  Retrying (attempt 4/10)\n")
     answer = Session(Responder(get_matcher(), Markup.PLAIN), "en").respond(message)
     assert answer is not None and answer.text.count("3. Capacity") == 1
