@@ -14,8 +14,8 @@ from typing import TextIO
 from bot.details import extract
 from bot.knowledge import KnowledgeBase, KnowledgeError, load_knowledge
 from bot.matcher import MAX_INPUT_CHARS, Matcher, get_matcher
-from bot.normalize import compact, has_cjk
-from bot.replies import Markup, localize, render_diagnosis
+from bot.normalize import compact
+from bot.replies import Markup, localize, render_diagnosis, reply_lang_of
 
 EXIT_OK = 0
 EXIT_FAIL = 1
@@ -160,7 +160,7 @@ def _diagnose_one(
     matcher: Matcher, text: str, args: argparse.Namespace, out: TextIO, *, from_image: bool = False
 ) -> int:
     kb = matcher.kb
-    lang = args.lang or ("zh" if has_cjk(text) else "en")
+    lang = args.lang or reply_lang_of(text) or "en"
     try:
         check_text(kb, text, lang)
     except UnusableInput as exc:

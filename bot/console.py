@@ -15,9 +15,8 @@ from typing import Any, TextIO, TypeVar
 
 from bot.live import LIVE_WAIT, user_zone, wants_status
 from bot.matcher import get_matcher
-from bot.normalize import has_cjk
 from bot.peak import resolve_tz
-from bot.replies import Markup, resolve_lang
+from bot.replies import Markup, reply_lang_of, resolve_lang
 from bot.responder import CAUSE_BUTTON, CAUSES_BUTTON, Answer, Button, Responder, TriagePick
 from bot.status import StatusClient, StatusError
 
@@ -165,7 +164,7 @@ class Session:
         if line.isdigit() and 1 <= int(line) <= len(self.buttons):
             return self.press(self.buttons[int(line) - 1])
         if not line.startswith("/"):
-            reply_lang = "zh" if lang == "en" and has_cjk(line) else lang
+            reply_lang = reply_lang_of(line) or lang
             answer = responder.diagnosis(line, reply_lang)
             if answer.asks_status and self.status is not None:
                 return self._status()

@@ -45,7 +45,7 @@ from bot.notify import Backoff, Event, diff
 from bot.ocr import ImageRejected, OcrService, OcrUnavailable
 from bot.peak import resolve_tz
 from bot.ratelimit import ANSWERED
-from bot.replies import localize, resolve_lang, split_message
+from bot.replies import localize, reply_lang_of, resolve_lang, split_message
 from bot.responder import CAUSE_BUTTON, CAUSES_BUTTON, Answer, Button, Responder, TriagePick
 from bot.status import StatusClient, StatusError
 from bot.storage import Storage, Subscription
@@ -122,7 +122,9 @@ async def live_answer(
 
 
 async def diagnose(doctor: Doctor, update: Update, text: str, lang: str, *, strict: bool = False) -> Answer:
-    """The diagnosis of `text` with its live lines; in a group, any triage questions are for the sender only."""
+    """The diagnosis of `text` with its live lines, in the text's own language when it is clear (else `lang`); in
+    a group, any triage questions are for the sender only."""
+    lang = reply_lang_of(text) or lang
     answer = doctor.responder.diagnosis(text, lang, strict=strict, asker=group_asker(update))
     if answer.asks_status and doctor.status is not None:
         return await status_answer(doctor, update, lang)
@@ -652,6 +654,7 @@ async def auto_answer(
     """The unasked answer: strict confidence, never to bots, at most once per cause per chat per cooldown."""
     if not text or not may_auto_answer(doctor, message):
         return
+    lang = reply_lang_of(text) or lang
     answer = doctor.responder.diagnosis(text, lang, strict=True)
     if not await claim_cooldown(doctor, message.chat_id, answer):
         return
@@ -805,6 +808,8 @@ async def on_inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     results: list[InlineQueryResultArticle] = []
     if text:
         # Inline queries come at every keystroke: only a status already cached is used (asking warms the cache).
+        lang = reply_lang_of(text) or lang
+        base = base_lang(lang)
         answer = await live_answer(doctor, update, responder.diagnosis(text, lang), lang, max_wait=0.0)
         d = answer.diagnosis
         if d is not None and d.matched:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import html
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import Enum
@@ -35,6 +36,38 @@ def resolve_lang(code: str | None) -> str:
     if any(code == h or code.startswith(h + "-") for h in _HANT_CODES):
         return "zh-hant"
     return "zh" if code == "zh" or code.startswith("zh-") else "en"
+
+
+_HANZI = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_KANA_OR_HANGUL = re.compile(r"[\u3040-\u30ff\uac00-\ud7af]")
+
+
+def reply_lang_of(text: str) -> str | None:
+    """The language to answer a pasted text in when the text decides it: 'zh-hant' or 'zh' for Chinese
+    (Traditional when more of its characters are Traditional-only than Simplified-only), whoever sent it. None
+    otherwise, and for English too: Claude's errors are English for everyone, so an English paste says nothing
+    about its reader, whose setting decides."""
+    if _KANA_OR_HANGUL.search(text):
+        return None
+    hanzi = _HANZI.findall(text)
+    if len(hanzi) < 2:
+        return None
+    chars = "".join(hanzi)
+    traditional_only = sum(a != b for a, b in zip(chars, _t2s_chars(chars), strict=False))
+    simplified_only = sum(a != b for a, b in zip(chars, _s2t().convert(chars), strict=False))
+    return "zh-hant" if traditional_only > simplified_only else "zh"
+
+
+def _t2s_chars(chars: str) -> str:
+    # Character by character (not Taiwan phrasing), so the count of Traditional-only characters is exact.
+    return _t2s_plain().convert(chars)
+
+
+@functools.cache
+def _t2s_plain():  # type: ignore[no-untyped-def]
+    import opencc
+
+    return opencc.OpenCC("t2s.json")
 
 
 @functools.cache

@@ -366,3 +366,9 @@ async def test_inline_query_with_a_problem_in_words_offers_the_triage(bot: FakeB
     data = [b["callback_data"] for row in first["reply_markup"]["inline_keyboard"] for b in row]
     assert data and all(d.startswith("tri:") and d.endswith(":6001") for d in data)
     assert call.params["is_personal"] in (True, "true", "True")
+
+
+async def test_pasted_traditional_chinese_gets_traditional_whatever_the_senders_language(bot: FakeBotApi) -> None:
+    bot.push_update(bot.make.private_message("Claude 現在無法回應，服務暫時中斷", language_code="en"))
+    text = (await bot.wait_for_call("sendMessage")).text
+    assert "服務中斷" in text and "服务中断" not in text

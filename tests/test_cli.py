@@ -445,3 +445,9 @@ def test_a_megabyte_log_with_the_error_at_its_end_is_diagnosed() -> None:
     log = b"2026-12-03T10:00:00Z INFO step ok\n" * 30_000 + b"API Error: 529 Overloaded\n"
     result = run_cli("diagnose", "--json", "-", stdin=log)
     assert result.returncode == 0 and json.loads(result.stdout)["cause"] == "capacity"
+
+
+def test_diagnose_answers_traditional_chinese_in_traditional(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["diagnose", "Claude 現在無法回應，服務暫時中斷"]) == 0
+    out = capsys.readouterr().out
+    assert "服務中斷" in out and "服务中断" not in out

@@ -78,3 +78,8 @@ def test_a_multi_line_paste_gets_one_answer() -> None:
     [message] = pasted("❯ fix the tests\n  ⎿  API Error: 529 Overloaded\n  ⎿  Retrying (attempt 4/10)\n")
     answer = Session(Responder(get_matcher(), Markup.PLAIN), "en").respond(message)
     assert answer is not None and answer.text.count("3. Capacity") == 1
+
+
+def test_pasted_traditional_chinese_gets_a_traditional_answer_in_an_english_console() -> None:
+    out = run("Claude 現在無法回應，服務暫時中斷\n", lang="en")
+    assert "服務中斷" in out

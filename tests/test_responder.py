@@ -183,3 +183,20 @@ def test_a_chat_too_long_gets_advice_about_the_chat_first(plain: Responder, text
 def test_fix_4_shows_both_kinds_of_advice(plain: Responder) -> None:
     text = plain.fix("4", "zh").text
     assert "开始一个新对话" in text and "等到提示里的重置时间" in text
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        ("Claude 現在無法回應，服務暫時中斷", "zh-hant"),
+        ("Claude 现在无法回应，服务暂时中断", "zh"),
+        ("我的 claude 又出問題了", "zh-hant"),
+        ("API Error: 529 Overloaded", None),
+        ("Claudeの使用制限に達しました", None),
+        ("529", None),
+    ],
+)
+def test_the_text_decides_the_reply_language_only_when_it_is_chinese(text: str, lang: str | None) -> None:
+    from bot.replies import reply_lang_of
+
+    assert reply_lang_of(text) == lang
