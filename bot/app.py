@@ -68,7 +68,9 @@ def build_application(
         .post_shutdown(_post_shutdown)
         .build()
     )
-    doctor = Doctor(Responder(matcher, Markup.HTML), storage, status=status, ocr=ocr)
+    doctor = Doctor(
+        Responder(matcher, Markup.HTML), storage, status=status, ocr=ocr, operator_ids=settings.operator_ids
+    )
     # Auto-answers given before a restart still count.
     doctor.cooldown.load(storage.cooldowns_since(time.time() - doctor.cooldown.seconds))
     application.bot_data["doctor"] = doctor

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.details import extract
-from bot.knowledge import KnowledgeBase, KnowledgeError, load_knowledge
+from bot.knowledge import KnowledgeBase, KnowledgeError, knowledge_version, load_knowledge
 from bot.matcher import MAX_INPUT_CHARS, Matcher, get_matcher
 from bot.normalize import compact
 from bot.replies import Markup, localize, render_diagnosis, reply_lang_of
@@ -32,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="claude-doctor",
         description="Tells why Claude stopped answering and what to do about it.",
     )
+    p.add_argument("--version", action="version", version=_version())
     sub = p.add_subparsers(dest="command")
     d = sub.add_parser("diagnose", help="diagnose an error message (TEXT, or - for stdin)")
     d.add_argument("text", nargs="*", help="the error text; '-' reads standard input")
@@ -276,6 +277,21 @@ def cmd_diagnose(args: argparse.Namespace, out: TextIO | None = None) -> int:
         print("claude-doctor: give the error text, or '-' to read it from standard input", file=sys.stderr)
         return EXIT_UNUSABLE
     return _diagnose_one(matcher, text, args, out)
+
+
+def _version() -> str:
+    """The program's version and the knowledge base's content hash (which knowledge answers)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        program = version("claude-doctor")
+    except PackageNotFoundError:
+        program = "unknown"
+    try:
+        knowledge = knowledge_version()
+    except OSError as exc:
+        knowledge = f"unreadable ({exc.strerror or exc})"
+    return f"claude-doctor {program}, knowledge base {knowledge}"
 
 
 def cmd_eval(args: argparse.Namespace, out: TextIO | None = None) -> int:

@@ -37,6 +37,8 @@ class Settings:
     status_page_url: str = DEFAULT_STATUS_PAGE
     # Updates worked on at once (each chat's in order); tests that prove silence with a marker use 1.
     workers: int = 64
+    # Telegram user ids allowed the operators' commands (/reload).
+    operator_ids: frozenset[int] = frozenset()
 
 
 def load_dotenv_if_present() -> None:
@@ -90,7 +92,11 @@ def load_settings(*, webhook: bool = False, env: dict[str, str] | None = None) -
             )
     if secret is not None and not _SECRET.match(secret):
         raise ConfigError("WEBHOOK_SECRET may only contain letters, digits, _ and - (1-256 characters)")
+    operators = get("OPERATOR_IDS").replace(",", " ").split()
+    if not all(o.lstrip("-").isdigit() for o in operators):
+        raise ConfigError("OPERATOR_IDS must be Telegram user ids (numbers) separated by commas")
     return Settings(
+        operator_ids=frozenset(int(o) for o in operators),
         token=token,
         base_url=base_url,
         base_file_url=base_file_url,

@@ -39,8 +39,9 @@ from telegram.ext import (
 
 from bot.cooldown import Cooldown
 from bot.images import MAX_DOWNLOAD, ImageRef, ImageText, image_of
-from bot.knowledge import base_lang
+from bot.knowledge import KnowledgeError, base_lang, knowledge_version, load_knowledge
 from bot.live import LIVE_WAIT, user_zone, wants_status
+from bot.matcher import Matcher
 from bot.notify import Backoff, Event, diff
 from bot.ocr import ImageRejected, OcrService, OcrUnavailable
 from bot.peak import resolve_tz
@@ -76,6 +77,22 @@ class Doctor:
     poll_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # Reads screenshots (None without the OCR extra: images then get a "paste the text" answer).
     ocr: OcrService | None = None
+    # Who may use the operators' commands (/reload).
+    operator_ids: frozenset[int] = frozenset()
+
+    async def reload_knowledge(self) -> list[str]:
+        """Load the knowledge base again from its folder and swap it in at once; if it has problems, keep the one
+        in use and return them (each with file and line). Loading runs in a thread: answers go on meanwhile."""
+        directory = self.responder.kb.directory
+        try:
+            matcher = await asyncio.to_thread(lambda: Matcher(load_knowledge(directory)))
+        except KnowledgeError as exc:
+            for problem in exc.problems:
+                log.error("knowledge base not reloaded, the old one stays: %s", problem)
+            return exc.problems
+        self.responder = Responder(matcher, self.responder.markup)
+        log.info("knowledge base reloaded from %s (version %s)", directory, knowledge_version(directory))
+        return []
 
 
 def doctor_of(context: ContextTypes.DEFAULT_TYPE) -> Doctor:
@@ -417,6 +434,25 @@ async def status_answer(doctor: Doctor, update: Update, lang: str) -> Answer:
     except StatusError as exc:
         return Answer(live.status_unavailable(str(exc), doctor.status.base_url, lang))
     return Answer(live.status_page(summary, doctor.status.base_url, doctor.now(), user_tz(doctor, update, lang), lang))
+
+
+async def cmd_reload(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/reload (operators only): load the knowledge base again without a restart, as SIGHUP does."""
+    asked = _asked(update, context)
+    if asked is None:
+        return
+    doctor, _message, chat, lang, reply_to = asked
+    user = update.effective_user
+    if user is None or user.id not in doctor.operator_ids:
+        await send_answer(context, chat.id, doctor.responder.say("operators_only", lang), reply_to)
+        return
+    problems = await doctor.reload_knowledge()
+    if problems:
+        text = "\n".join([doctor.responder.say("reload_failed", lang).text, *(html.escape(p) for p in problems)])
+        await send_answer(context, chat.id, Answer(text), reply_to)
+        return
+    version = knowledge_version(doctor.responder.kb.directory)
+    await send_answer(context, chat.id, doctor.responder.say("reload_done", lang, version=version), reply_to)
 
 
 async def cmd_tz(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -928,6 +964,7 @@ def register(application: Application) -> None:  # type: ignore[type-arg]
         "tz": cmd_tz,
         "subscribe": cmd_subscribe,
         "unsubscribe": cmd_unsubscribe,
+        "reload": cmd_reload,
     }
     for name, callback in commands.items():
         application.add_handler(CommandHandler(name, callback, filters=NEW))

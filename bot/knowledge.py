@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.resources
 import os
 import re
@@ -222,6 +223,16 @@ def default_knowledge_dir() -> Path:
     if env:
         return Path(env)
     return shipped_knowledge_dir()
+
+
+def knowledge_version(directory: str | os.PathLike[str] | None = None) -> str:
+    """A content hash of the knowledge base's files (12 hex digits): which knowledge answered, in /stats, logs and
+    `--version`; it changes with any edit and with nothing else."""
+    root = Path(directory) if directory is not None else default_knowledge_dir()
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
 
 
 def load_knowledge(directory: str | os.PathLike[str] | None = None) -> KnowledgeBase:

@@ -99,6 +99,15 @@ async def serve(application: Application, settings: Settings, *, webhook: bool) 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, runtime.stop.set)
+    # SIGHUP: the operator edited the knowledge base; load it again without a restart (a broken one is refused).
+    reloads: set[asyncio.Task[list[str]]] = set()
+
+    def reload() -> None:
+        task = asyncio.ensure_future(application.bot_data["doctor"].reload_knowledge())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
     server: WebhookServer | None = None
     beat: asyncio.Task[None] | None = None
     await application.initialize()
