@@ -15,10 +15,12 @@ from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import Application, ApplicationBuilder, Defaults
 
 from bot.config import ConfigError, Settings, load_dotenv_if_present, load_settings, redact, setup_logging
+from bot.feedback import register_feedback
 from bot.flood import FloodGate
 from bot.handlers import Doctor, ensure_polling, register
 from bot.inbox import InboxRequest
-from bot.knowledge import KnowledgeError
+from bot.knowledge import KnowledgeError, knowledge_version
+from bot.ledger import Ledger
 from bot.matcher import Matcher, get_matcher
 from bot.ocr import OcrService, ocr_available
 from bot.processor import ChatOrderedProcessor
@@ -30,7 +32,20 @@ from bot.status import StatusClient
 from bot.storage import Storage, StorageError
 
 log = logging.getLogger(__name__)
-COMMANDS = ("start", "help", "causes", "fix", "status", "subscribe", "unsubscribe", "tz", "lang", "autoreply")
+COMMANDS = (
+    "start",
+    "help",
+    "causes",
+    "fix",
+    "status",
+    "subscribe",
+    "unsubscribe",
+    "tz",
+    "lang",
+    "autoreply",
+    "privacy",
+    "forget",
+)
 # One cached read of the status page serves every chat for this long.
 STATUS_TTL = 60.0
 
@@ -69,7 +84,14 @@ def build_application(
         .build()
     )
     doctor = Doctor(
-        Responder(matcher, Markup.HTML), storage, status=status, ocr=ocr, operator_ids=settings.operator_ids
+        Responder(matcher, Markup.HTML),
+        storage,
+        status=status,
+        ocr=ocr,
+        operator_ids=settings.operator_ids,
+        ledger=Ledger(storage),
+        misses_days=settings.misses_days,
+        kb_version=knowledge_version(matcher.kb.directory),
     )
     # Auto-answers given before a restart still count.
     doctor.cooldown.load(storage.cooldowns_since(time.time() - doctor.cooldown.seconds))
@@ -79,6 +101,7 @@ def build_application(
     if status is not None and application.job_queue is None:
         log.warning("python-telegram-bot's job-queue extra is missing: /subscribe will send no incident messages")
     register(application)
+    register_feedback(application)
     return application
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import stat
 import sys
 from collections.abc import Sequence
@@ -61,6 +62,13 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run the Telegram bot (long polling; --webhook to serve a webhook)")
     r.add_argument("--webhook", action="store_true", help="serve a webhook at WEBHOOK_URL instead of polling")
     sub.add_parser("chat", help="the console chat: answers here as the bot does in a private chat")
+    data_dir = os.environ.get("DATA_DIR", "").strip() or "data"
+    m = sub.add_parser("misses", help="the texts the bot did not recognise or got wrong, grouped by similarity")
+    m.add_argument("--data-dir", default=data_dir, help="the bot's DATA_DIR (default: $DATA_DIR or ./data)")
+    m.add_argument("--export", metavar="FILE.jsonl", help="write them in the corpus format, to label and eval")
+    st = sub.add_parser("stats", help="what the bot answered: causes, languages, feedback, misses")
+    st.add_argument("--data-dir", default=data_dir, help="the bot's DATA_DIR (default: $DATA_DIR or ./data)")
+    st.add_argument("--days", type=int, default=7, help="how many days back (default 7)")
     st = sub.add_parser("status", help="Claude's live status from its status page (STATUS_PAGE_URL)")
     st.add_argument("--json", action="store_true", help="print one JSON object")
     sub.add_parser("health", help="exit 0 if the bot running on DATA_DIR is healthy (Docker's HEALTHCHECK)")
@@ -294,6 +302,20 @@ def _version() -> str:
     return f"claude-doctor {program}, knowledge base {knowledge}"
 
 
+def cmd_misses(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """`claude-doctor misses`."""
+    from bot.operator_cli import cmd_misses as run
+
+    return run(args, get_matcher(), out)
+
+
+def cmd_operator_stats(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """`claude-doctor stats`."""
+    from bot.operator_cli import cmd_stats as run
+
+    return run(args, get_matcher(), out)
+
+
 def cmd_eval(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """`claude-doctor eval FILE`."""
     out = out or sys.stdout
@@ -396,6 +418,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "chat": cmd_chat,
         "status": cmd_status,
         "health": cmd_health,
+        "misses": cmd_misses,
+        "stats": cmd_operator_stats,
     }
     try:
         if args.command is None:

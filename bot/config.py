@@ -37,8 +37,10 @@ class Settings:
     status_page_url: str = DEFAULT_STATUS_PAGE
     # Updates worked on at once (each chat's in order); tests that prove silence with a marker use 1.
     workers: int = 64
-    # Telegram user ids allowed the operators' commands (/reload).
+    # Telegram user ids allowed the operators' commands (/reload, /stats).
     operator_ids: frozenset[int] = frozenset()
+    # Days a miss (a text the bot did not recognise or got wrong) is kept before it is deleted.
+    misses_days: int = 30
 
 
 def load_dotenv_if_present() -> None:
@@ -92,11 +94,15 @@ def load_settings(*, webhook: bool = False, env: dict[str, str] | None = None) -
             )
     if secret is not None and not _SECRET.match(secret):
         raise ConfigError("WEBHOOK_SECRET may only contain letters, digits, _ and - (1-256 characters)")
+    days_text = get("MISSES_DAYS", "30")
+    if not days_text.isdigit() or not 1 <= int(days_text) <= 3650:
+        raise ConfigError(f"MISSES_DAYS must be a number of days from 1 to 3650, got {days_text!r}")
     operators = get("OPERATOR_IDS").replace(",", " ").split()
     if not all(o.lstrip("-").isdigit() for o in operators):
         raise ConfigError("OPERATOR_IDS must be Telegram user ids (numbers) separated by commas")
     return Settings(
         operator_ids=frozenset(int(o) for o in operators),
+        misses_days=int(days_text),
         token=token,
         base_url=base_url,
         base_file_url=base_file_url,

@@ -6,7 +6,7 @@ import asyncio
 import html
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -40,6 +40,7 @@ from telegram.ext import (
 from bot.cooldown import Cooldown
 from bot.images import MAX_DOWNLOAD, ImageRef, ImageText, image_of
 from bot.knowledge import KnowledgeError, base_lang, knowledge_version, load_knowledge
+from bot.ledger import Ledger
 from bot.live import LIVE_WAIT, user_zone, wants_status
 from bot.matcher import Matcher
 from bot.notify import Backoff, Event, diff
@@ -52,6 +53,8 @@ from bot.status import StatusClient, StatusError
 from bot.storage import Storage, Subscription
 
 log = logging.getLogger(__name__)
+# Feedback buttons: "fb:<answer id>:up|down", then "fb:<answer id>:is:<cause|none>" for what it was.
+FEEDBACK_BUTTON = "fb:"
 INLINE_QUERY_LIMIT = 256
 POLL_JOB = "status-poll"
 
@@ -77,8 +80,13 @@ class Doctor:
     poll_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # Reads screenshots (None without the OCR extra: images then get a "paste the text" answer).
     ocr: OcrService | None = None
-    # Who may use the operators' commands (/reload).
+    # Who may use the operators' commands (/reload, /stats).
     operator_ids: frozenset[int] = frozenset()
+    # The operator's record (answers, feedback, misses); None keeps nothing.
+    ledger: Ledger | None = None
+    misses_days: int = 30
+    # The content hash of the knowledge base in use, recorded with every answer.
+    kb_version: str = ""
 
     async def reload_knowledge(self) -> list[str]:
         """Load the knowledge base again from its folder and swap it in at once; if it has problems, keep the one
@@ -91,7 +99,8 @@ class Doctor:
                 log.error("knowledge base not reloaded, the old one stays: %s", problem)
             return exc.problems
         self.responder = Responder(matcher, self.responder.markup)
-        log.info("knowledge base reloaded from %s (version %s)", directory, knowledge_version(directory))
+        self.kb_version = knowledge_version(directory)
+        log.info("knowledge base reloaded from %s (version %s)", directory, self.kb_version)
         return []
 
 
@@ -145,7 +154,34 @@ async def diagnose(doctor: Doctor, update: Update, text: str, lang: str, *, stri
     answer = doctor.responder.diagnosis(text, lang, strict=strict, asker=group_asker(update))
     if answer.asks_status and doctor.status is not None:
         return await status_answer(doctor, update, lang)
-    return await live_answer(doctor, update, answer, lang)
+    answer = await live_answer(doctor, update, answer, lang)
+    user = update.effective_user
+    how = "group" if group_asker(update) is not None else "private"
+    return await with_feedback(doctor, answer, lang, how, text=text, user_id=user.id if user else None)
+
+
+async def with_feedback(
+    doctor: Doctor, answer: Answer, lang: str, how: str, *, text: str | None = None, user_id: int | None = None
+) -> Answer:
+    """Record the answer (with the text of a message addressed to the bot, to keep as a miss if it goes wrong) and
+    put 👍 / 👎 under a diagnosis."""
+    d = answer.diagnosis
+    if doctor.ledger is None or d is None:
+        return answer
+    diagnosis_id = await doctor.storage.write(
+        doctor.ledger.record,
+        d,
+        lang=lang,
+        how=how,
+        kb_version=doctor.kb_version,
+        now=doctor.now(),
+        text=text,
+        user_id=user_id,
+    )
+    if diagnosis_id is None:
+        return answer
+    row = (Button("👍", f"{FEEDBACK_BUTTON}{diagnosis_id}:up"), Button("👎", f"{FEEDBACK_BUTTON}{diagnosis_id}:down"))
+    return replace(answer, buttons=(*answer.buttons, row))
 
 
 def group_asker(update: Update) -> int | None:
@@ -695,6 +731,8 @@ async def auto_answer(
     if not await claim_cooldown(doctor, message.chat_id, answer):
         return
     answer = await live_answer(doctor, update, answer, lang)
+    # Nobody asked: the answer is counted, nothing of the message is kept.
+    answer = await with_feedback(doctor, answer, lang, "auto")
     sent = await send_answer(context, message.chat_id, answer, message)
     if sent is not None:
         await doctor.storage.write(doctor.storage.remember_answer, message.chat_id, message.message_id, sent.message_id)

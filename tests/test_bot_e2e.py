@@ -73,7 +73,8 @@ async def test_private_error_gets_cause_fix_and_buttons_in_html(bot: FakeBotApi)
     assert "<b>3. Capacity" in call.text and "1. Wait a few minutes" in call.text
     assert call.params["parse_mode"] == "HTML"
     assert call.params["link_preview_options"]["is_disabled"] is True
-    assert buttons(call) == ["fix:network", "fix:service", "fix:context"]
+    assert [b for b in buttons(call) if not b.startswith("fb:")] == ["fix:network", "fix:service", "fix:context"]
+    assert [b.rsplit(":", 1)[1] for b in buttons(call) if b.startswith("fb:")] == ["up", "down"]
 
 
 async def test_chinese_user_gets_chinese_and_traditional_user_traditional(bot: FakeBotApi) -> None:
