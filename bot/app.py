@@ -22,6 +22,7 @@ from bot.inbox import InboxRequest
 from bot.knowledge import KnowledgeError, knowledge_version
 from bot.ledger import Ledger
 from bot.matcher import Matcher, get_matcher
+from bot.metrics import watch_inbox
 from bot.ocr import OcrService, ocr_available
 from bot.processor import ChatOrderedProcessor
 from bot.ratelimit import ChatRateLimiter
@@ -93,6 +94,7 @@ def build_application(
         misses_days=settings.misses_days,
         kb_version=knowledge_version(matcher.kb.directory),
     )
+    watch_inbox(storage.inbox_count)
     # Auto-answers given before a restart still count.
     doctor.cooldown.load(storage.cooldowns_since(time.time() - doctor.cooldown.seconds))
     application.bot_data["doctor"] = doctor
@@ -158,7 +160,7 @@ def run_bot(*, webhook: bool = False) -> int:
     except ConfigError as exc:
         return _fail(str(exc), 2)
     secrets = (settings.token, settings.webhook_secret)
-    setup_logging(settings.log_level, settings.token, (settings.webhook_secret,))
+    setup_logging(settings.log_level, settings.token, (settings.webhook_secret,), settings.log_format)
     try:
         matcher = get_matcher()
     except KnowledgeError as exc:

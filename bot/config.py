@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -41,6 +42,10 @@ class Settings:
     operator_ids: frozenset[int] = frozenset()
     # Days a miss (a text the bot did not recognise or got wrong) is kept before it is deleted.
     misses_days: int = 30
+    # Where polling mode serves /metrics (None: not at all; the webhook server always does).
+    metrics_port: int | None = None
+    # "text" or "json" (one event a line).
+    log_format: str = "text"
 
 
 def load_dotenv_if_present() -> None:
@@ -97,12 +102,20 @@ def load_settings(*, webhook: bool = False, env: dict[str, str] | None = None) -
     days_text = get("MISSES_DAYS", "30")
     if not days_text.isdigit() or not 1 <= int(days_text) <= 3650:
         raise ConfigError(f"MISSES_DAYS must be a number of days from 1 to 3650, got {days_text!r}")
+    metrics_text = get("METRICS_PORT")
+    if metrics_text and not (metrics_text.isdigit() and 1 <= int(metrics_text) <= 65535):
+        raise ConfigError(f"METRICS_PORT must be a port number (1-65535), got {metrics_text!r}")
+    log_format = get("LOG_FORMAT", "text").lower()
+    if log_format not in ("text", "json"):
+        raise ConfigError(f"LOG_FORMAT must be text or json, got {log_format!r}")
     operators = get("OPERATOR_IDS").replace(",", " ").split()
     if not all(o.lstrip("-").isdigit() for o in operators):
         raise ConfigError("OPERATOR_IDS must be Telegram user ids (numbers) separated by commas")
     return Settings(
         operator_ids=frozenset(int(o) for o in operators),
         misses_days=int(days_text),
+        metrics_port=int(metrics_text) if metrics_text else None,
+        log_format=log_format,
         token=token,
         base_url=base_url,
         base_file_url=base_file_url,
@@ -142,10 +155,34 @@ class RedactToken(logging.Formatter):
         return text
 
 
-def setup_logging(level: str, token: str = "", secrets: Iterable[str | None] = ()) -> None:
-    """Log to stderr at `level`, with httpx's per-request lines off and the token and secrets redacted everywhere."""
+class RedactJson(RedactToken):
+    """One JSON object a line (time, level, logger, message, and the traceback if any), secrets redacted."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        event = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            event["error"] = self.formatException(record.exc_info)
+        text = json.dumps(event, ensure_ascii=False)
+        if self.token:
+            text = text.replace(self.token, "<token>")
+        for secret in self.secrets:
+            text = text.replace(secret, "<secret>")
+        return text
+
+
+def setup_logging(level: str, token: str = "", secrets: Iterable[str | None] = (), log_format: str = "text") -> None:
+    """Log to stderr at `level` (as text, or one JSON object a line), with httpx's per-request lines off and the
+    token and secrets redacted everywhere."""
     handler = logging.StreamHandler()
-    handler.setFormatter(RedactToken(token, "%(asctime)s %(levelname)s %(name)s: %(message)s", secrets))
+    if log_format == "json":
+        handler.setFormatter(RedactJson(token, None, secrets))
+    else:
+        handler.setFormatter(RedactToken(token, "%(asctime)s %(levelname)s %(name)s: %(message)s", secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

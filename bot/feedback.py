@@ -19,6 +19,7 @@ from telegram.ext import (
 
 from bot.handlers import FEEDBACK_BUTTON, Doctor, _asked, doctor_of, keyboard, send_answer, user_lang
 from bot.knowledge import base_lang
+from bot.metrics import FEEDBACK
 from bot.replies import localize
 from bot.responder import Answer, Button
 
@@ -89,6 +90,8 @@ async def _feedback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     recorded = await doctor.storage.write(
         ledger.vote, diagnosis_id, query.from_user.id, vote, doctor.now(), correction=correction
     )
+    if recorded:
+        FEEDBACK.labels(vote).inc()
     key = "feedback_which" if parts[1:] == ["down"] else "feedback_thanks"
     await query.answer(doctor.responder.say(key, lang).text if recorded else None)
     message = query.message

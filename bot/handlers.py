@@ -40,9 +40,10 @@ from telegram.ext import (
 from bot.cooldown import Cooldown
 from bot.images import MAX_DOWNLOAD, ImageRef, ImageText, image_of
 from bot.knowledge import KnowledgeError, base_lang, knowledge_version, load_knowledge
-from bot.ledger import Ledger
+from bot.ledger import UNRECOGNISED, Ledger
 from bot.live import LIVE_WAIT, user_zone, wants_status
 from bot.matcher import Matcher
+from bot.metrics import DIAGNOSES, OCR_SECONDS, STATUS_ERRORS
 from bot.notify import Backoff, Event, diff
 from bot.ocr import ImageRejected, OcrService, OcrUnavailable
 from bot.peak import resolve_tz
@@ -166,7 +167,10 @@ async def with_feedback(
     """Record the answer (with the text of a message addressed to the bot, to keep as a miss if it goes wrong) and
     put 👍 / 👎 under a diagnosis."""
     d = answer.diagnosis
-    if doctor.ledger is None or d is None:
+    if d is None:
+        return answer
+    DIAGNOSES.labels(d.cause or d.known or UNRECOGNISED, how).inc()
+    if doctor.ledger is None:
         return answer
     diagnosis_id = await doctor.storage.write(
         doctor.ledger.record,
@@ -201,7 +205,8 @@ async def read_image(context: ContextTypes.DEFAULT_TYPE, doctor: Doctor, image: 
     try:
         file = await context.bot.get_file(image.file_id)
         data = bytes(await file.download_as_bytearray())
-        text = await doctor.ocr.read(data)
+        with OCR_SECONDS.time():
+            text = await doctor.ocr.read(data)
     except ImageRejected as exc:
         log.info("image %s refused: %s", image.file_id, exc)
         return ImageText(problem=f"image_{exc.reason}")
@@ -468,6 +473,7 @@ async def status_answer(doctor: Doctor, update: Update, lang: str) -> Answer:
     try:
         summary = await doctor.status.get()
     except StatusError as exc:
+        STATUS_ERRORS.inc()
         return Answer(live.status_unavailable(str(exc), doctor.status.base_url, lang))
     return Answer(live.status_page(summary, doctor.status.base_url, doctor.now(), user_tz(doctor, update, lang), lang))
 
@@ -614,6 +620,7 @@ async def poll_once(application: Application) -> bool:  # type: ignore[type-arg]
         try:
             summary = await doctor.status.get()
         except StatusError as exc:
+            STATUS_ERRORS.inc()
             log.info("status poll: %s", exc)
             return False
         events, seen = diff(doctor.storage.seen_incidents(), summary)

@@ -16,6 +16,7 @@ from telegram.ext import BaseUpdateProcessor
 
 from bot.flood import FloodGate, Verdict
 from bot.knowledge import base_lang
+from bot.metrics import HANDLER_SECONDS, UPDATES, update_type
 from bot.ratelimit import ANSWERED
 from bot.replies import localize, resolve_lang
 
@@ -75,6 +76,7 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
         """Nothing to free: the inbox belongs to the store."""
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        UPDATES.labels(update_type(update)).inc()
         if self.draining:
             _discard(coroutine)  # left in the inbox for the next start
             return
@@ -117,7 +119,8 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
             # The error handler runs in this task: it apologises only when nothing went out for this update.
             ANSWERED.set(False)
             try:
-                await coroutine
+                with HANDLER_SECONDS.time():
+                    await coroutine
             finally:
                 if task is not None:
                     self._in_flight.discard(task)

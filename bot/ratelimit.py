@@ -16,6 +16,8 @@ from typing import Any
 from telegram.error import BadRequest, NetworkError, RetryAfter
 from telegram.ext import AIORateLimiter
 
+from bot.metrics import SEND_FAILURES, SEND_RETRIES
+
 log = logging.getLogger(__name__)
 
 # Set once a message went out while handling the current update: the error handler then owes no apology.
@@ -121,7 +123,9 @@ class ChatRateLimiter(AIORateLimiter):
                 # 5xx, resets and timeouts; a timed-out send may have gone out, so a retry can repeat it (rare,
                 # and better than an answer lost).
                 if attempt == attempts - 1:
+                    SEND_FAILURES.inc()
                     raise
+                SEND_RETRIES.inc()
                 pause = self.delay(attempt)
                 log.info("%s failed (%s); retry %d in %.2f s", endpoint, exc.message, attempt + 1, pause)
                 await asyncio.sleep(pause)

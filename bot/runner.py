@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
+from prometheus_client import start_http_server
 from telegram import Update
 from telegram.error import TelegramError
 
@@ -109,6 +110,7 @@ async def serve(application: Application, settings: Settings, *, webhook: bool) 
 
     loop.add_signal_handler(signal.SIGHUP, reload)
     server: WebhookServer | None = None
+    metrics: Any = None
     beat: asyncio.Task[None] | None = None
     await application.initialize()
     try:
@@ -125,12 +127,17 @@ async def serve(application: Application, settings: Settings, *, webhook: bool) 
             )
             api = urlparse(settings.base_url)
             log.info("polling the Bot API at %s://%s", api.scheme, api.netloc)
+            if settings.metrics_port is not None:
+                metrics, _thread = start_http_server(settings.metrics_port, addr=settings.listen)
+                log.info("serving /metrics on %s:%s", settings.listen, settings.metrics_port)
         beat = asyncio.create_task(_heartbeat(application, settings.data_dir / HEARTBEAT_FILE))
         await runtime.stop.wait()
         log.info("stopping: finishing the updates in flight (at most %.0f s); the rest wait in the inbox", GRACE)
     finally:
         if beat is not None:
             beat.cancel()
+        if metrics is not None:
+            metrics.shutdown()
         await _stop(application, server)
     return runtime.fatal
 

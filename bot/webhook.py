@@ -1,5 +1,6 @@
 """The webhook server (Tornado, as python-telegram-bot's own): the secret is checked from the header before any of
-the body is read, bodies over the limit are refused without being buffered, and /healthz answers for monitors."""
+the body is read, bodies over the limit are refused without being buffered; /healthz answers for monitors and
+/metrics for Prometheus."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from typing import Any
 import tornado.httpserver
 import tornado.netutil
 import tornado.web
+
+from bot.metrics import exposition
 
 log = logging.getLogger(__name__)
 # Telegram's updates are a few kilobytes; a megabyte leaves room for the longest message with its entities.
@@ -86,6 +89,13 @@ class _HealthHandler(tornado.web.RequestHandler):
         self.finish("ok\n" if ok else "unhealthy\n")
 
 
+class _MetricsHandler(tornado.web.RequestHandler):
+    def get(self) -> None:
+        body, content_type = exposition()
+        self.set_header("Content-Type", content_type)
+        self.finish(body)
+
+
 class WebhookServer:
     """Serves `path` (updates) and /healthz on listen:port until stopped."""
 
@@ -103,6 +113,7 @@ class WebhookServer:
         app = tornado.web.Application(
             [
                 (r"/healthz", _HealthHandler, {"healthy": healthy}),
+                (r"/metrics", _MetricsHandler),
                 (rf"/{path.strip('/')}/?", _UpdateHandler, {"secret": secret, "accept": accept, "limit": limit}),
             ],
             log_function=lambda _handler: None,  # refusals are logged once above, not per request line
