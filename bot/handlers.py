@@ -42,14 +42,14 @@ from bot.images import MAX_DOWNLOAD, ImageRef, ImageText, image_of
 from bot.knowledge import KnowledgeError, base_lang, knowledge_version, load_knowledge
 from bot.ledger import UNRECOGNISED, Ledger
 from bot.live import LIVE_WAIT, user_zone, wants_status
-from bot.matcher import Matcher
+from bot.matcher import Diagnosis, Matcher
 from bot.metrics import DIAGNOSES, OCR_SECONDS, STATUS_ERRORS
 from bot.notify import Backoff, Event, diff
 from bot.ocr import ImageRejected, OcrService, OcrUnavailable
 from bot.peak import resolve_tz
 from bot.ratelimit import ANSWERED
 from bot.replies import localize, reply_lang_of, resolve_lang, split_message
-from bot.responder import CAUSE_BUTTON, CAUSES_BUTTON, Answer, Button, Responder, TriagePick
+from bot.responder import CAUSE_BUTTON, CAUSES_BUTTON, TRIAGE_BUTTON, Answer, Button, Responder, TriagePick
 from bot.status import StatusClient, StatusError
 from bot.storage import Storage, Subscription
 
@@ -167,8 +167,11 @@ async def with_feedback(
     """Record the answer (with the text of a message addressed to the bot, to keep as a miss if it goes wrong) and
     put 👍 / 👎 under a diagnosis."""
     d = answer.diagnosis
-    if d is None:
+    # A triage is the matcher not recognising the text: it is counted and kept as a miss, under its own buttons.
+    triage = d is None and any(b.data.startswith(TRIAGE_BUTTON) for row in answer.buttons for b in row)
+    if d is None and not triage:
         return answer
+    d = d or Diagnosis(cause=None, confidence=0.0, evidence="guided triage")
     DIAGNOSES.labels(d.cause or d.known or UNRECOGNISED, how).inc()
     if doctor.ledger is None:
         return answer
@@ -182,7 +185,7 @@ async def with_feedback(
         text=text,
         user_id=user_id,
     )
-    if diagnosis_id is None:
+    if diagnosis_id is None or triage:
         return answer
     row = (Button("👍", f"{FEEDBACK_BUTTON}{diagnosis_id}:up"), Button("👎", f"{FEEDBACK_BUTTON}{diagnosis_id}:down"))
     return replace(answer, buttons=(*answer.buttons, row))

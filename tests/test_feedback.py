@@ -131,3 +131,15 @@ def test_one_vote_per_user_per_answer_and_a_new_one_replaces_it(tmp_path: Path) 
     assert not ledger.vote(answer + 99, 1, "up", now)
     assert "capacity: 1 up, 1 down" in ledger.stats(now, 7).format("v")
     storage.close()
+
+
+async def test_a_problem_told_in_words_that_starts_a_triage_is_kept_as_a_miss(
+    fake_bot_api: FakeBotApi, tmp_path: Path
+) -> None:
+    api = fake_bot_api
+    async with running(api, tmp_path) as app:
+        doctor: Doctor = app.bot_data["doctor"]
+        api.push_update(api.make.private_message("claude keeps cutting off mid answer", user=user(api, ALICE)))
+        question = await api.wait_for_call("sendMessage", lambda c: c.ok and c.chat_id == ALICE)
+        assert not feedback_buttons(question)  # the triage's own buttons, no 👍/👎
+        assert counts(doctor) == (1, 1)
