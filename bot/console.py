@@ -148,6 +148,7 @@ class Session:
         responder, lang, data = self.responder, self.lang, button.data
         pick = TriagePick.parse(data)
         if pick is not None:
+            lang = pick.lang or lang  # the language the triage was asked in
             step = responder.triage_pick(pick, lang)
             return self._live(step, lang) if step is not None else None
         if data == CAUSES_BUTTON:

@@ -868,6 +868,7 @@ async def on_triage(update: Update, context: ContextTypes.DEFAULT_TYPE, pick: Tr
         await query.answer(doctor.responder.say("triage_expired", lang).text)
         return
     await query.answer()
+    lang = pick.lang or lang  # the language the triage was asked in
     step = doctor.responder.triage_pick(pick, lang)
     if step is None:
         log.debug("unknown triage step %r", query.data)  # user-controlled: only at DEBUG

@@ -24,28 +24,34 @@ TRIAGE_BUTTON = "tri:"
 
 @dataclass(frozen=True)
 class TriagePick:
-    """A pressed triage button: which question, which answer, and whose triage it is (None: anyone's)."""
+    """A pressed triage button: which question, which answer, whose triage it is (None: anyone's) and the language
+    it was asked in, so every step answers in the language of the first question."""
 
     question: str
     option: int
     asker: int | None = None
+    lang: str | None = None
 
     @classmethod
     def parse(cls, data: str) -> TriagePick | None:
-        """The pick a button's data encodes, or None if it is not a well-formed triage button."""
+        """The pick a button's data encodes ("tri:<question>:<option>:<asker or ->:<lang>", older buttons without
+        the last fields), or None if it is not a well-formed triage button."""
         if not data.startswith(TRIAGE_BUTTON):
             return None
         parts = data[len(TRIAGE_BUTTON) :].split(":")
-        if (
-            len(parts) not in (2, 3)
-            or not parts[1].isdigit()
-            or (len(parts) == 3 and not parts[2].lstrip("-").isdigit())
-        ):
+        if not 2 <= len(parts) <= 4 or not parts[1].isdigit():
             return None
-        return cls(parts[0], int(parts[1]), int(parts[2]) if len(parts) == 3 else None)
+        asker = parts[2] if len(parts) > 2 else "-"
+        if asker != "-" and not asker.lstrip("-").isdigit():
+            return None
+        lang = parts[3] if len(parts) > 3 else None
+        if lang is not None and lang not in ("en", "zh", "zh-hant"):
+            return None
+        return cls(parts[0], int(parts[1]), None if asker == "-" else int(asker), lang)
 
     def data(self) -> str:
-        return f"{TRIAGE_BUTTON}{self.question}:{self.option}" + (f":{self.asker}" if self.asker is not None else "")
+        asker = "-" if self.asker is None else str(self.asker)
+        return f"{TRIAGE_BUTTON}{self.question}:{self.option}:{asker}:{self.lang or 'en'}"
 
 
 @dataclass(frozen=True)
@@ -203,13 +209,15 @@ class Responder:
         q = triage.questions[question or triage.start]
         base = base_lang(lang)
         rows = tuple(
-            (Button(localize(o.label[base], lang), TriagePick(q.id, n, asker).data()),) for n, o in enumerate(q.options)
+            (Button(localize(o.label[base], lang), TriagePick(q.id, n, asker, lang).data()),)
+            for n, o in enumerate(q.options)
         )
         return Answer(localize(self.markup.esc(q.text[base]), lang), rows)
 
     def triage_pick(self, pick: TriagePick, lang: str) -> Answer | None:
         """Where a triage answer leads: the next question, a cause's answer (with its kind's advice), or how to
         tell the four apart. None if the button names a question or answer this knowledge base does not have."""
+        lang = pick.lang or lang
         triage = self.kb.triage
         q = triage.questions.get(pick.question) if triage is not None else None
         if q is None or not 0 <= pick.option < len(q.options):

@@ -83,3 +83,8 @@ def test_a_multi_line_paste_gets_one_answer() -> None:
 def test_pasted_traditional_chinese_gets_a_traditional_answer_in_an_english_console() -> None:
     out = run("Claude 現在無法回應，服務暫時中斷\n", lang="en")
     assert "服務中斷" in out
+
+
+def test_a_triage_asked_in_chinese_goes_on_in_chinese_in_an_english_console() -> None:
+    out = run("claude 老是断\n5\n1\n", lang="en")
+    assert "只在很长的对话里" in out and "4. 上下文和用量限制" in out

@@ -104,7 +104,19 @@ def test_a_groups_triage_buttons_carry_the_askers_id(responder: Responder) -> No
     assert all(len(b.data.encode()) <= 64 for row in answer.buttons for b in row)
 
 
-@pytest.mark.parametrize("data", ["tri:", "tri:message", "tri:message:x", "tri:nope:0", "tri:message:99", "fix:x"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        "tri:",
+        "tri:message",
+        "tri:message:x",
+        "tri:nope:0",
+        "tri:message:99",
+        "fix:x",
+        "tri:message:0:-:xx",
+        "tri:a:1:2:3:4",
+    ],
+)
 def test_a_forged_triage_button_is_refused(responder: Responder, data: str) -> None:
     pick = TriagePick.parse(data)
     assert pick is None or responder.triage_pick(pick, "en") is None
