@@ -17,7 +17,16 @@ from telegram.ext import (
     filters,
 )
 
-from bot.handlers import FEEDBACK_BUTTON, Doctor, _asked, doctor_of, keyboard, send_answer, user_lang
+from bot.handlers import (
+    FEEDBACK_BUTTON,
+    Doctor,
+    _asked,
+    doctor_of,
+    is_operator,
+    keyboard,
+    send_answer,
+    user_lang,
+)
 from bot.knowledge import base_lang
 from bot.metrics import FEEDBACK
 from bot.replies import localize
@@ -135,8 +144,7 @@ async def cmd_stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if asked is None:
         return
     doctor, _message, chat, lang, reply_to = asked
-    user = update.effective_user
-    if user is None or user.id not in doctor.operator_ids or doctor.ledger is None:
+    if not is_operator(doctor, update) or doctor.ledger is None:
         await send_answer(context, chat.id, doctor.responder.say("operators_only", lang), reply_to)
         return
     stats = doctor.ledger.stats(doctor.now(), 7)

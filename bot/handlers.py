@@ -481,14 +481,19 @@ async def status_answer(doctor: Doctor, update: Update, lang: str) -> Answer:
     return Answer(live.status_page(summary, doctor.status.base_url, doctor.now(), user_tz(doctor, update, lang), lang))
 
 
+def is_operator(doctor: Doctor, update: Update) -> bool:
+    """Whether the sender is one of OPERATOR_IDS."""
+    user = update.effective_user
+    return user is not None and user.id in doctor.operator_ids
+
+
 async def cmd_reload(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/reload (operators only): load the knowledge base again without a restart, as SIGHUP does."""
     asked = _asked(update, context)
     if asked is None:
         return
     doctor, _message, chat, lang, reply_to = asked
-    user = update.effective_user
-    if user is None or user.id not in doctor.operator_ids:
+    if not is_operator(doctor, update):
         await send_answer(context, chat.id, doctor.responder.say("operators_only", lang), reply_to)
         return
     problems = await doctor.reload_knowledge()

@@ -44,18 +44,20 @@ def group_misses(misses: list[Miss]) -> list[Group]:
     return sorted((g for _, g in groups), key=lambda g: (-len(g.misses), g.first.at))
 
 
-def open_ledger(data_dir: str) -> Ledger:
-    """The bot's record in `data_dir`; StorageError if it cannot be opened."""
-    return Ledger(Storage(Path(data_dir)))
+def open_ledger(data_dir: str) -> Ledger | None:
+    """The bot's record in `data_dir`, or None after saying on stderr why it cannot be opened."""
+    try:
+        return Ledger(Storage(Path(data_dir)))
+    except StorageError as exc:
+        print(f"claude-doctor: {exc}", file=sys.stderr)
+        return None
 
 
 def cmd_misses(args: argparse.Namespace, matcher: Matcher, out: TextIO | None = None) -> int:
     """`claude-doctor misses [--export FILE.jsonl]`."""
     out = out or sys.stdout
-    try:
-        ledger = open_ledger(args.data_dir)
-    except StorageError as exc:
-        print(f"claude-doctor: {exc}", file=sys.stderr)
+    ledger = open_ledger(args.data_dir)
+    if ledger is None:
         return 1
     misses = ledger.misses()
     if args.export:
@@ -90,10 +92,8 @@ def cmd_misses(args: argparse.Namespace, matcher: Matcher, out: TextIO | None = 
 def cmd_stats(args: argparse.Namespace, matcher: Matcher, out: TextIO | None = None) -> int:
     """`claude-doctor stats [--days N]`."""
     out = out or sys.stdout
-    try:
-        ledger = open_ledger(args.data_dir)
-    except StorageError as exc:
-        print(f"claude-doctor: {exc}", file=sys.stderr)
+    ledger = open_ledger(args.data_dir)
+    if ledger is None:
         return 1
     stats = ledger.stats(datetime.now(UTC), args.days)
     print(stats.format(knowledge_version(matcher.kb.directory)), file=out)
