@@ -12,7 +12,7 @@ from pathlib import Path
 
 from bot.knowledge import CAUSE_IDS
 from bot.matcher import Diagnosis, Matcher
-from bot.normalize import has_cjk
+from bot.normalize import HANGUL, KANA, has_cjk
 
 LABELS = (*CAUSE_IDS, "other", "none")
 PREDICTIONS = (*CAUSE_IDS, "known", "none")
@@ -63,17 +63,15 @@ def load_cases(path: str | Path) -> list[Case]:
     return cases
 
 
-_KANA = re.compile(r"[\u3040-\u30ff]")
-_HANGUL = re.compile(r"[\uac00-\ud7af]")
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 
 
 def text_lang(text: str, kind: str = "") -> str:
     """The language of a case that does not say: by script, and 'zh-hant' where its kind says Traditional. Latin
     text counts as English: the corpora name other Latin-script languages themselves."""
-    if _KANA.search(text):
+    if KANA.search(text):
         return "ja"
-    if _HANGUL.search(text):
+    if HANGUL.search(text):
         return "ko"
     if has_cjk(text):
         return "zh-hant" if kind == "zh-hant" else "zh"

@@ -12,7 +12,7 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import DamerauLevenshtein
 
 from bot.knowledge import Entry, KnowledgeBase, Signature, iter_entries
-from bot.normalize import LETTERS, clean, compact, has_cjk, weight
+from bot.normalize import KANA, SPACED_LETTERS, clean, compact, has_cjk, weight
 
 # Longer input is cut to its first and last halves of this: a 64 KB log is the largest realistic paste, the cap
 # bounds the work per message, and a log's error sits at its end.
@@ -57,7 +57,7 @@ _VOICED_CUE = 0.8
 # The pseudo-entry that negation phrases are filed under.
 _NEGATION = ""
 # Words of spaced scripts: Latin (accents too), Cyrillic, hangul. Kana run with hanzi and are matched as they are.
-_WORD_CHARS = LETTERS.replace("\u3040-\u30ff", "") + "_"
+_WORD_CHARS = SPACED_LETTERS + "_"
 _WORD = re.compile(rf"[{_WORD_CHARS}]+(?:['./-][{_WORD_CHARS}]+)*")
 _PARTS = re.compile(r"['./-]")
 # Anchored at a word's start: unanchored, a long run of letters with no "_" is rescanned from every position.
@@ -129,12 +129,9 @@ def _required_literal(pattern: str) -> str:
     return max(runs, key=weight)
 
 
-_KANA = re.compile(r"[\u3040-\u30ff]")
-
-
 def _unspaced(text: str) -> bool:
     """Whether a cue is written without spaces between words (hanzi or kana): matched as a substring, not as words."""
-    return has_cjk(text) or _KANA.search(text) is not None
+    return has_cjk(text) or KANA.search(text) is not None
 
 
 def _head(cue: str) -> str:

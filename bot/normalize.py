@@ -34,9 +34,16 @@ _PUNCT_MAP = {
 _PUNCT = re.compile("[" + "".join(_PUNCT_MAP) + "]")
 CJK_CHAR = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _CJK = CJK_CHAR
+_KANA_RANGE = "\u3040-\u30ff"
+_HANGUL_RANGE = "\uac00-\ud7af"
 # Letters of the other languages Claude's apps ship in, as case-folded text has them: Latin with accents (ß-ÿ
-# without ÷, and Latin Extended-A/B), Cyrillic, Japanese kana and Korean hangul.
-LETTERS = "0-9a-z\u00df-\u00f6\u00f8-\u024f\u0400-\u04ff\u3040-\u30ff\uac00-\ud7af"
+# without ÷, and Latin Extended-A/B), Cyrillic and Korean hangul, all written with spaces between words; then
+# Japanese kana, which run on with hanzi.
+SPACED_LETTERS = f"0-9a-z\u00df-\u00f6\u00f8-\u024f\u0400-\u04ff{_HANGUL_RANGE}"
+LETTERS = SPACED_LETTERS + _KANA_RANGE
+# Japanese kana and Korean hangul: scripts the matcher reads, and which tell a text's language.
+KANA = re.compile(f"[{_KANA_RANGE}]")
+HANGUL = re.compile(f"[{_HANGUL_RANGE}]")
 # The compact form keeps only letters, digits and CJK ideographs: OCR drops spaces and users
 # re-punctuate, so matching on it makes "timed out", "timedout" and "Timed-Out" the same.
 _NOT_COMPACT = re.compile(rf"[^{LETTERS}\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")

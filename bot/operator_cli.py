@@ -16,7 +16,7 @@ from bot.knowledge import knowledge_version
 from bot.ledger import Ledger, Miss
 from bot.matcher import Matcher
 from bot.normalize import clean
-from bot.storage import Storage, StorageError
+from bot.storage import STORE_FILE, Storage, StorageError
 
 # Misses at least this alike (token set ratio) are one group: the same error with other numbers or ids.
 SAME_ERROR = 85.0
@@ -45,7 +45,14 @@ def group_misses(misses: list[Miss]) -> list[Group]:
 
 
 def open_ledger(data_dir: str) -> Ledger | None:
-    """The bot's record in `data_dir`, or None after saying on stderr why it cannot be opened."""
+    """The bot's record in `data_dir`, or None after saying on stderr why it cannot be opened (a folder the bot
+    never ran with is a mistyped path, not an empty record)."""
+    if not (Path(data_dir) / STORE_FILE).is_file():
+        print(
+            f"claude-doctor: no {STORE_FILE} in {data_dir}: point --data-dir (or DATA_DIR) at the bot's",
+            file=sys.stderr,
+        )
+        return None
     try:
         return Ledger(Storage(Path(data_dir)))
     except StorageError as exc:

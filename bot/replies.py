@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import html
-import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import Enum
@@ -12,6 +11,7 @@ from enum import Enum
 from bot.details import Details, until
 from bot.knowledge import Entry, KnowledgeBase, base_lang
 from bot.matcher import Diagnosis
+from bot.normalize import CJK_CHAR, HANGUL, KANA
 
 TELEGRAM_LIMIT = 4096
 _HANT_CODES = ("zh-hant", "zh-tw", "zh-hk", "zh-mo")
@@ -38,18 +38,14 @@ def resolve_lang(code: str | None) -> str:
     return "zh" if code == "zh" or code.startswith("zh-") else "en"
 
 
-_HANZI = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_KANA_OR_HANGUL = re.compile(r"[\u3040-\u30ff\uac00-\ud7af]")
-
-
 def reply_lang_of(text: str) -> str | None:
     """The language to answer a pasted text in when the text decides it: 'zh-hant' or 'zh' for Chinese
     (Traditional when more of its characters are Traditional-only than Simplified-only), whoever sent it. None
     otherwise, and for English too: Claude's errors are English for everyone, so an English paste says nothing
     about its reader, whose setting decides."""
-    if _KANA_OR_HANGUL.search(text):
+    if KANA.search(text) or HANGUL.search(text):
         return None
-    hanzi = _HANZI.findall(text)
+    hanzi = CJK_CHAR.findall(text)
     if len(hanzi) < 2:
         return None
     chars = "".join(hanzi)

@@ -71,6 +71,8 @@ CREATE TABLE IF NOT EXISTS inbox (
 );
 """
 log = logging.getLogger(__name__)
+# The SQLite file in DATA_DIR.
+STORE_FILE = "claude-doctor.sqlite3"
 P = ParamSpec("P")
 T = TypeVar("T")
 # Reads run on the event loop: a store locked by another process may hold it this long at most, then the read
@@ -140,7 +142,7 @@ class Storage:
         self._degraded_until = 0.0
         try:
             data_dir.mkdir(parents=True, exist_ok=True)
-            self.path = data_dir / "claude-doctor.sqlite3"
+            self.path = data_dir / STORE_FILE
             db = self._connect(WRITE_BUSY_TIMEOUT)
             # WAL without a sync per commit: a write per answered message must not cost an fsync (a crash of
             # the process loses nothing; only a power cut can lose the last moments).

@@ -143,3 +143,9 @@ async def test_a_problem_told_in_words_that_starts_a_triage_is_kept_as_a_miss(
         question = await api.wait_for_call("sendMessage", lambda c: c.ok and c.chat_id == ALICE)
         assert not feedback_buttons(question)  # the triage's own buttons, no 👍/👎
         assert counts(doctor) == (1, 1)
+
+
+def test_misses_from_a_folder_the_bot_never_used_is_an_error_not_an_empty_record(tmp_path: Path) -> None:
+    assert main(["misses", "--data-dir", str(tmp_path / "typo")]) == 1
+    assert main(["stats", "--data-dir", str(tmp_path / "typo")]) == 1
+    assert not (tmp_path / "typo").exists()
