@@ -19,7 +19,7 @@ import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
-from bot.matcher import get_matcher
+from bot.core.matcher import get_matcher
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "tests" / "data" / "corpus" / "tune.jsonl"

@@ -24,12 +24,12 @@ from telegram.constants import ParseMode
 from telegram.ext import ApplicationBuilder, Defaults
 from telegram.request import BaseRequest, RequestData
 
-from bot.handlers import Doctor, register
-from bot.matcher import get_matcher
-from bot.processor import ChatOrderedProcessor
-from bot.replies import Markup
-from bot.responder import Responder
-from bot.storage import Storage
+from bot.core.matcher import get_matcher
+from bot.core.replies import Markup
+from bot.core.responder import Responder
+from bot.services.storage import Storage
+from bot.telegram.handlers import Doctor, register
+from bot.telegram.processor import ChatOrderedProcessor
 
 BOT = {"id": 7012345678, "is_bot": True, "first_name": "Doctor", "username": "claude_doctor_bot",
        "can_join_groups": True, "can_read_all_group_messages": True, "supports_inline_queries": True}  # fmt: skip

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from rapidfuzz import process
 
-from bot.knowledge import load_knowledge
-from bot.matcher import Matcher
-from bot.normalize import clean, compact
+from bot.core.knowledge import load_knowledge
+from bot.core.matcher import Matcher
+from bot.core.normalize import clean, compact
 
 ROOT = Path(__file__).resolve().parent.parent
 RESEARCH = ROOT.parent / "shared" / "research" / "claude-error-messages.tsv"

@@ -1,4 +1,4 @@
-"""Benchmark bot.ocr.OcrService end to end: latency per phone screenshot, worker memory, throughput when full.
+"""Benchmark bot.services.ocr.OcrService end to end: latency per phone screenshot, worker memory, throughput when full.
 
     python benchmarks/ocr_bench.py [--repeats 20] [--burst 12] [--workers 1,2]
 
@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.ocr import MAX_SIDE, ImageRejected, OcrService, ocr_available  # noqa: E402
+from bot.services.ocr import MAX_SIDE, ImageRejected, OcrService, ocr_available  # noqa: E402
 from tests.screenshots import ERRORS_EN, ERRORS_ZH, TELEGRAM, Shot  # noqa: E402
 
 

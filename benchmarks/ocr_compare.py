@@ -4,9 +4,9 @@ Each engine runs in its own subprocess (optionally under its own virtualenv's in
 with conflicting packages can be measured side by side and their install size read with du); the parent
 renders the corpus from tests/screenshots.py and scores the text the workers send back.
 
-    python benchmarks/ocr_compare.py                      # bot.ocr + every engine found under /opt/ocr-venvs
+    python benchmarks/ocr_compare.py                      # bot.services.ocr + every engine found under /opt/ocr-venvs
     python benchmarks/ocr_compare.py --engine rapidocr=/path/to/venv/bin/python
-    python benchmarks/ocr_compare.py --corpus all --engine bot.ocr@1280 --engine bot.ocr@2400
+    python benchmarks/ocr_compare.py --corpus all --engine bot.services.ocr@1280 --engine bot.services.ocr@2400
 
 An engine name may carry "@N": the image's long side is scaled down to N px before OCR (bot/ocr.py's
 downscale), which is how the max-side sweep is done.
@@ -34,7 +34,7 @@ TESSDATA = "/usr/share/tesseract-ocr/5/tessdata"
 # name -> (venv folder under VENVS, adapter kind); "tuned" adapters skip the 0/180 line classifier and
 # never upscale small images (see OCR.md for why), "defaults" use the library as shipped.
 ENGINES: dict[str, tuple[str, str]] = {
-    "bot.ocr": ("", "bot.ocr"),
+    "bot.services.ocr": ("", "bot.services.ocr"),
     "rapidocr-onnxruntime": ("rapidocr-onnxruntime", "rapidocr1"),
     "rapidocr-onnxruntime-defaults": ("rapidocr-onnxruntime", "rapidocr1-defaults"),
     "rapidocr-openvino": ("rapidocr-openvino", "rapidocr1-openvino"),
@@ -72,8 +72,8 @@ def _rss_mb(field: str) -> float:
 
 
 def _boxes_to_text(boxes: Any, texts: Any) -> str:
-    """Reading order as the bot does it (bot.ocr.order_lines), so layout handling is the same for all."""
-    from bot.ocr import order_lines
+    """Reading order as the bot does it (bot.services.ocr.order_lines), so layout handling is the same for all."""
+    from bot.services.ocr import order_lines
 
     items = []
     for box, text in zip(boxes, texts, strict=False):
@@ -99,10 +99,10 @@ def _make_engine(kind: str, max_side: int) -> Any:
             img = img.resize(size, Image.Resampling.LANCZOS)
         return img
 
-    if kind.startswith("bot.ocr"):
-        from bot import ocr as bot_ocr
+    if kind.startswith("bot.services.ocr"):
+        from bot.services import ocr as bot_ocr
 
-        # "bot.ocr+det=T/B" tries other detector thresholds without editing the module.
+        # "bot.services.ocr+det=T/B" tries other detector thresholds without editing the module.
         if "+det=" in kind:
             thresh, box = kind.split("+det=")[1].split("/")
             bot_ocr.DET_THRESH, bot_ocr.DET_BOX_THRESH = float(thresh), float(box)
@@ -178,7 +178,7 @@ def worker(kind: str, manifest_path: str, repeats: int, max_side: int) -> None:
     """Load the engine, OCR every corpus image once, then time the timing images; JSON to stdout."""
     import resource
 
-    sys.path.insert(0, str(ROOT))  # for bot.ocr (stdlib-only at import) in any candidate's venv
+    sys.path.insert(0, str(ROOT))  # for bot.services.ocr (stdlib-only at import) in any candidate's venv
     manifest = json.loads(Path(manifest_path).read_text())
     rss_before = _rss_mb("VmRSS")
     t0 = time.perf_counter()
@@ -303,7 +303,7 @@ def install_size_mb(name: str, python: str) -> tuple[float, str]:
 
 def resolve(spec: str) -> tuple[str, str, str, int]:
     """'name[@maxside][=python]' -> (label, kind, python, max_side)."""
-    label, _, python = spec.partition("=") if not spec.startswith("bot.ocr") else (spec, "", "")
+    label, _, python = spec.partition("=") if not spec.startswith("bot.services.ocr") else (spec, "", "")
     name, _, side = label.partition("@")
     name, plus, variant = name.partition("+")
     if name not in ENGINES:
@@ -442,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         worker(args.worker, args.manifest, args.repeats, args.max_side)
         return 0
-    specs = args.engine or ["bot.ocr"] + [
+    specs = args.engine or ["bot.services.ocr"] + [
         name for name, (folder, _) in ENGINES.items() if folder and (VENVS / folder).exists()
     ]
     results = []

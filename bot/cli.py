@@ -12,11 +12,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from bot.details import extract
-from bot.knowledge import KnowledgeBase, KnowledgeError, knowledge_version, load_knowledge
-from bot.matcher import MAX_INPUT_CHARS, Matcher, get_matcher
-from bot.normalize import compact
-from bot.replies import Markup, localize, render_diagnosis, reply_lang_of
+from bot.core.details import extract
+from bot.core.knowledge import KnowledgeBase, KnowledgeError, knowledge_version, load_knowledge
+from bot.core.matcher import MAX_INPUT_CHARS, Matcher, get_matcher
+from bot.core.normalize import compact
+from bot.core.replies import Markup, localize, render_diagnosis, reply_lang_of
 
 EXIT_OK = 0
 EXIT_FAIL = 1
@@ -121,12 +121,12 @@ def _one_line(exc: BaseException) -> str:
 
 
 def read_image(kb: KnowledgeBase, path: str, lang: str) -> str:
-    """The text of a screenshot (bot.ocr.read_file: one engine per process, loaded on the first image).
+    """The text of a screenshot (bot.services.ocr.read_file: one engine per process, loaded on the first image).
 
     Raises ImageProblem for everything that leaves no text: no OCR extra, a missing or unreadable file,
-    an image bot.ocr rejects, an image without readable text, or an OCR engine that fails.
+    an image bot.services.ocr rejects, an image without readable text, or an OCR engine that fails.
     """
-    from bot import ocr
+    from bot.services import ocr
 
     if not ocr.ocr_available():
         raise ImageProblem(NO_OCR, "not_enabled")
@@ -319,7 +319,7 @@ def cmd_operator_stats(args: argparse.Namespace, out: TextIO | None = None) -> i
 def cmd_eval(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """`claude-doctor eval FILE`."""
     out = out or sys.stdout
-    from bot.evaluate import evaluate_levels, load_cases
+    from bot.core.evaluate import evaluate_levels, load_cases
 
     try:
         cases = load_cases(args.file)
@@ -360,7 +360,7 @@ def cmd_check_kb(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """`claude-doctor run [--webhook]`."""
-    from bot.app import run_bot
+    from bot.telegram.app import run_bot
 
     return run_bot(webhook=args.webhook)
 
@@ -376,8 +376,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     """`claude-doctor status [--json]`: exit 1 with a one-line reason when the page can't be read."""
     import os
 
-    from bot.config import DEFAULT_STATUS_PAGE, load_dotenv_if_present
-    from bot.status import status_command
+    from bot.services.status import status_command
+    from bot.settings import DEFAULT_STATUS_PAGE, load_dotenv_if_present
 
     load_dotenv_if_present()
     return status_command(os.environ.get("STATUS_PAGE_URL", DEFAULT_STATUS_PAGE).strip(), args.json)
@@ -390,8 +390,8 @@ def cmd_health(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
-    from bot.config import load_dotenv_if_present
-    from bot.runner import HEARTBEAT_FILE, HEARTBEAT_STALE
+    from bot.settings import load_dotenv_if_present
+    from bot.telegram.runner import HEARTBEAT_FILE, HEARTBEAT_STALE
 
     load_dotenv_if_present()
     path = Path(os.environ.get("DATA_DIR", "").strip() or "data") / HEARTBEAT_FILE

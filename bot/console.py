@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO, TypeVar
 
-from bot.live import LIVE_WAIT, user_zone, wants_status
-from bot.matcher import get_matcher
-from bot.peak import resolve_tz
-from bot.replies import Markup, reply_lang_of, resolve_lang
-from bot.responder import CAUSE_BUTTON, CAUSES_BUTTON, Answer, Button, Responder, TriagePick
-from bot.status import StatusClient, StatusError
+from bot.core.live import LIVE_WAIT, user_zone, wants_status
+from bot.core.matcher import get_matcher
+from bot.core.peak import resolve_tz
+from bot.core.replies import Markup, reply_lang_of, resolve_lang
+from bot.core.responder import CAUSE_BUTTON, CAUSES_BUTTON, Answer, Button, Responder, TriagePick
+from bot.services.status import StatusClient, StatusError
 
 QUIT = {"/quit", "/exit", "/q"}
 T = TypeVar("T")
@@ -217,7 +217,7 @@ def chat(
     out = out or sys.stdout
     interactive = stdin.isatty()
     if status_url is None and interactive:
-        from bot.config import DEFAULT_STATUS_PAGE
+        from bot.settings import DEFAULT_STATUS_PAGE
 
         status_url = os.environ.get("STATUS_PAGE_URL", DEFAULT_STATUS_PAGE)
     responder = Responder(get_matcher(), Markup.PLAIN)
@@ -248,11 +248,11 @@ def chat(
 
 def default_entry() -> int:
     """`claude-doctor` with no arguments: the bot when a token is configured, else the console chat."""
-    from bot.config import load_dotenv_if_present
+    from bot.settings import load_dotenv_if_present
 
     load_dotenv_if_present()
     if os.environ.get("TELEGRAM_BOT_TOKEN", "").strip():
-        from bot.app import run_bot
+        from bot.telegram.app import run_bot
 
         return run_bot(webhook=False)
     return chat()

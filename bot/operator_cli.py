@@ -12,11 +12,11 @@ from typing import TextIO
 
 from rapidfuzz import fuzz
 
-from bot.knowledge import knowledge_version
-from bot.ledger import Ledger, Miss
-from bot.matcher import Matcher
-from bot.normalize import clean
-from bot.storage import STORE_FILE, Storage, StorageError
+from bot.core.knowledge import knowledge_version
+from bot.core.matcher import Matcher
+from bot.core.normalize import clean
+from bot.services.ledger import Ledger, Miss
+from bot.services.storage import STORE_FILE, Storage, StorageError
 
 # Misses at least this alike (token set ratio) are one group: the same error with other numbers or ids.
 SAME_ERROR = 85.0

@@ -1,4 +1,4 @@
-"""The real bot (bot.app.build_application) end to end over HTTP, against the fake Bot API on loopback."""
+"""The real bot (bot.telegram.app.build_application) end to end over HTTP, against the fake Bot API on loopback."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from telegram.ext import Application
 
-from bot.app import _post_init, build_application
-from bot.config import Settings
-from bot.matcher import get_matcher
-from bot.storage import Storage
+from bot.core.matcher import get_matcher
+from bot.services.storage import Storage
+from bot.settings import Settings
+from bot.telegram.app import _post_init, build_application
 from tests.fakebotapi import BLOCKED_BY_USER, Call, FakeBotApi, flood, started_polling, started_webhook
 
 CAPACITY = "Due to unexpected capacity constraints, Claude is unable to respond to your message. Please try again soon."

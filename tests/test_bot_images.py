@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import build_application
-from bot.matcher import get_matcher
-from bot.ocr import OcrService
-from bot.storage import Storage
+from bot.core.matcher import get_matcher
+from bot.services.ocr import OcrService
+from bot.services.storage import Storage
+from bot.telegram.app import build_application
 from tests.fakebotapi import FakeBotApi, started_polling
 from tests.test_bot_e2e import settings_for
 

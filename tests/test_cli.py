@@ -225,7 +225,7 @@ NO_OCR_LINE = (
 @pytest.fixture(scope="module")
 def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Generated screenshots and broken image files; skips without the OCR extra or the CJK fonts."""
-    from bot.ocr import ocr_available
+    from bot.services.ocr import ocr_available
 
     if not ocr_available():
         pytest.skip("OCR extra not installed (pip install 'claude-doctor[ocr]')")
@@ -295,7 +295,7 @@ def test_bad_image_in_json_mode_is_an_error_object(images: dict[str, Path], caps
 
 def test_image_without_text_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pil = pytest.importorskip("PIL.Image", reason="Pillow not installed")
-    from bot.ocr import ocr_available
+    from bot.services.ocr import ocr_available
 
     if not ocr_available():
         pytest.skip("OCR extra not installed")
@@ -309,7 +309,7 @@ def test_image_without_text_is_one_line_and_exit_2(tmp_path: Path, capsys: pytes
 def test_batch_mixes_text_and_image_lines_with_one_engine_load(
     images: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bot import ocr
+    from bot.services import ocr
 
     loads = []
     real_engine = ocr.default_engine
@@ -354,7 +354,7 @@ def test_batch_mixes_text_and_image_lines_with_one_engine_load(
 def test_without_the_ocr_extra_images_get_one_line(
     how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from bot import ocr
+    from bot.services import ocr
 
     if how == "ocr_available_false":
         monkeypatch.setattr(ocr, "ocr_available", lambda: False)
@@ -379,7 +379,7 @@ def test_without_the_ocr_extra_images_get_one_line(
 def test_a_failing_engine_is_one_line_and_exit_1(
     failure: str, images: dict[str, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from bot import ocr
+    from bot.services import ocr
 
     def broken_engine(threads: int) -> ocr.Engine:
         if failure == "load":

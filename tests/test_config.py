@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, RedactToken, file_url_for, load_settings
 from bot.cooldown import Cooldown
-from bot.storage import Storage, StorageError
+from bot.services.storage import Storage, StorageError
+from bot.settings import ConfigError, RedactToken, file_url_for, load_settings
 
 TOKEN = "123456:ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef"
 

@@ -6,9 +6,9 @@ import io
 import os
 
 from bot.console import Session, chat, read_message
-from bot.matcher import get_matcher
-from bot.replies import Markup
-from bot.responder import Responder
+from bot.core.matcher import get_matcher
+from bot.core.replies import Markup
+from bot.core.responder import Responder
 
 
 def run(lines: str, lang: str = "en") -> str:

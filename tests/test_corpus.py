@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.evaluate import Case, at_level, evaluate, evaluate_levels, is_correct, load_cases, text_lang
-from bot.matcher import get_matcher
+from bot.core.evaluate import Case, at_level, evaluate, evaluate_levels, is_correct, load_cases, text_lang
+from bot.core.matcher import get_matcher
 
 DATA = Path(__file__).parent / "data" / "corpus"
 RESEARCH = Path(__file__).resolve().parents[2] / "shared" / "research" / "claude-error-messages.tsv"

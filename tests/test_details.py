@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.details import extract, until
+from bot.core.details import extract, until
 
 # 2026-12-03 09:30 in Shanghai.
 NOW = datetime(2026, 12, 3, 1, 30, tzinfo=UTC)

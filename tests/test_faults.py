@@ -21,12 +21,12 @@ from typing import Any, TypeVar
 import pytest
 from telegram.ext import Application
 
-from bot.app import build_application
-from bot.config import Settings
-from bot.knowledge import load_knowledge
-from bot.matcher import get_matcher
-from bot.runner import runtime_of
-from bot.storage import Storage
+from bot.core.knowledge import load_knowledge
+from bot.core.matcher import get_matcher
+from bot.services.storage import Storage
+from bot.settings import Settings
+from bot.telegram.app import build_application
+from bot.telegram.runner import runtime_of
 from tests.fakebotapi import UNAUTHORIZED, ApiError, FakeBotApi, find_free_port, flood, started_polling
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -312,7 +312,7 @@ async def test_a_locked_store_degrades_instead_of_stalling(
     fake_bot_api: FakeBotApi, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     api = fake_bot_api
-    caplog.set_level(logging.WARNING, logger="bot.storage")
+    caplog.set_level(logging.WARNING, logger="bot.services.storage")
     async with running(api, tmp_path):
         await api.wait_for_idle_poll(timeout=10)
         # Another process holds the write lock for the whole test.
@@ -372,7 +372,7 @@ async def test_an_unreadable_update_is_skipped_and_logged_once(
     fake_bot_api: FakeBotApi, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     api = fake_bot_api
-    caplog.set_level(logging.WARNING, logger="bot.inbox")
+    caplog.set_level(logging.WARNING, logger="bot.telegram.inbox")
     async with running(api, tmp_path):
         bad = api.make.private_message("hello", user=user(api, 1001))
         bad["message"]["date"] = "yesterday"

@@ -8,8 +8,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from bot.cli import main
-from bot.handlers import Doctor
-from bot.ledger import mask
+from bot.services.ledger import mask
+from bot.telegram.handlers import Doctor
 from tests.fakebotapi import FakeBotApi
 from tests.test_faults import running, user
 
@@ -115,9 +115,9 @@ async def test_stats_are_for_operators_only(fake_bot_api: FakeBotApi, tmp_path: 
 def test_one_vote_per_user_per_answer_and_a_new_one_replaces_it(tmp_path: Path) -> None:
     from datetime import UTC, datetime
 
-    from bot.ledger import Ledger
-    from bot.matcher import diagnose
-    from bot.storage import Storage
+    from bot.core.matcher import diagnose
+    from bot.services.ledger import Ledger
+    from bot.services.storage import Storage
 
     storage = Storage(tmp_path)
     ledger = Ledger(storage)

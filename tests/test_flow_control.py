@@ -10,10 +10,10 @@ import pytest
 from telegram import Update
 from telegram.error import NetworkError, RetryAfter
 
-from bot import ratelimit
-from bot.flood import FloodGate, Verdict
-from bot.processor import ChatOrderedProcessor
-from bot.ratelimit import ANSWERED, ChatRateLimiter
+from bot.telegram import ratelimit
+from bot.telegram.flood import FloodGate, Verdict
+from bot.telegram.processor import ChatOrderedProcessor
+from bot.telegram.ratelimit import ANSWERED, ChatRateLimiter
 from tests.fakebotapi import FakeBotApi, UpdateFactory
 
 BOT_ID = 7012345678

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.knowledge import CAUSE_IDS, KnowledgeError, load_knowledge
+from bot.core.knowledge import CAUSE_IDS, KnowledgeError, load_knowledge
 
 SHIPPED = Path(__file__).resolve().parent.parent / "knowledge"
 
@@ -162,7 +162,7 @@ def test_missing_directory_is_one_clear_problem(tmp_path: Path) -> None:
 
 
 def test_a_new_error_string_needs_no_code_change(kb_copy: Path) -> None:
-    from bot.matcher import Matcher
+    from bot.core.matcher import Matcher
 
     text = "Flux capacitor desynchronised while contacting Claude"
     assert Matcher(load_knowledge(kb_copy)).diagnose(text).cause is None
@@ -200,7 +200,7 @@ def test_the_knowledge_base_ships_inside_the_package(tmp_path: Path) -> None:
     shutil.copytree(SHIPPED, site / "bot" / "kbdata")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    code = "from bot.knowledge import default_knowledge_dir as d, load_knowledge; load_knowledge(); print(d())"
+    code = "from bot.core.knowledge import default_knowledge_dir as d, load_knowledge; load_knowledge(); print(d())"
     result = subprocess.run(
         [sys.executable, "-S", "-c", f"import sys; sys.path[:0] = [{str(site)!r}] + {sys.path[1:]!r}; {code}"],
         cwd=elsewhere,

@@ -8,12 +8,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.live import UPDATE_LIMIT, Live
-from bot.matcher import Diagnosis, get_matcher
-from bot.notify import EventKind, diff
-from bot.replies import Markup
-from bot.responder import Responder
-from bot.status import Component, StatusSummary, parse_summary
+from bot.core.live import UPDATE_LIMIT, Live
+from bot.core.matcher import Diagnosis, get_matcher
+from bot.core.notify import EventKind, diff
+from bot.core.replies import Markup
+from bot.core.responder import Responder
+from bot.services.status import Component, StatusSummary, parse_summary
 from tests.fake_statuspage import MAJOR_INCIDENT_ID, MINOR_INCIDENT_ID, summary
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -213,7 +213,7 @@ def test_a_runaway_update_is_clipped(plain: Live) -> None:
 def test_a_huge_incident_name_is_cut_before_markup_never_inside_a_tag(html: Live) -> None:
     import re
 
-    from bot.replies import split_message
+    from bot.core.replies import split_message
 
     page = look("major")
     huge = replace(page, incidents=[replace(i, name="Outage <x> & " * 400) for i in page.incidents])

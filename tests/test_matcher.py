@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from bot.matcher import MAX_INPUT_CHARS, Diagnosis, _required_literal, _status_codes, diagnose, get_matcher
-from bot.normalize import clean
+from bot.core.matcher import MAX_INPUT_CHARS, Diagnosis, _required_literal, _status_codes, diagnose, get_matcher
+from bot.core.normalize import clean
 
 CAPACITY = "Due to unexpected capacity constraints, Claude is unable to respond to your message. Please try again soon."
 INTERRUPTED = (

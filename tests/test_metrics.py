@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.config import setup_logging
+from bot.settings import setup_logging
 from tests.fakebotapi import FakeBotApi, find_free_port
 from tests.test_faults import CAPACITY, bot_process, started, user
 
@@ -28,7 +28,7 @@ def scrape(port: int) -> dict[str, float]:
 
 
 def test_metric_names_follow_prometheus_conventions() -> None:
-    from bot.metrics import exposition
+    from bot.services.metrics import exposition
 
     page = exposition()[0].decode()
     ours = [f for f in text_string_to_metric_families(page) if f.name.startswith("claude_doctor_")]
@@ -64,7 +64,7 @@ async def test_metrics_move_with_updates_in_polling_mode(fake_bot_api: FakeBotAp
 
 
 async def test_the_webhook_server_serves_metrics() -> None:
-    from bot.webhook import WebhookServer
+    from bot.telegram.webhook import WebhookServer
 
     port = find_free_port()
 

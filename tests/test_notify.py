@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from bot.notify import Backoff, EventKind, SeenIncident, diff, revision
-from bot.status import StatusSummary, parse_summary
+from bot.core.notify import Backoff, EventKind, SeenIncident, diff, revision
+from bot.services.status import StatusSummary, parse_summary
 from tests.fake_statuspage import MAJOR_INCIDENT_ID, MINOR_INCIDENT_ID, MINOR_NEXT_UPDATE_BODY, summary
 
 

@@ -28,8 +28,8 @@ pytest.importorskip("PIL", reason="OCR extra not installed (pip install 'claude-
 from PIL import Image
 from rapidfuzz import fuzz
 
-from bot import ocr
-from bot.ocr import ImageRejected, OcrService, OcrUnavailable
+from bot.services import ocr
+from bot.services.ocr import ImageRejected, OcrService, OcrUnavailable
 from tests import screenshots
 
 # Measured in benchmarks/OCR.md: the shipped pipeline scores >= 0.99 on all 32 corpus screenshots (1.00 on
@@ -314,7 +314,7 @@ async def test_timeout_kills_worker_process() -> None:
 _BOT_SCRIPT = """
 import asyncio, multiprocessing, sys
 sys.path.insert(0, {root!r})
-from bot.ocr import OcrService
+from bot.services.ocr import OcrService
 from tests.test_ocr import _blocking_factory, _png
 
 async def main():

@@ -24,10 +24,10 @@ import pytest
 
 pytest.importorskip("PIL", reason="OCR extra not installed (pip install 'claude-doctor[ocr]'): no Pillow")
 
-from bot.evaluate import Case, is_correct, load_cases
-from bot.knowledge import CAUSE_IDS
-from bot.matcher import Diagnosis, get_matcher
-from bot.ocr import OcrService
+from bot.core.evaluate import Case, is_correct, load_cases
+from bot.core.knowledge import CAUSE_IDS
+from bot.core.matcher import Diagnosis, get_matcher
+from bot.services.ocr import OcrService
 from tests import screenshots
 
 HELDOUT = Path(__file__).resolve().parent / "data" / "corpus" / "heldout.jsonl"

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from bot.peak import PeakState, PeakWindow, default_tz, peak_state, resolve_tz
+from bot.core.peak import PeakState, PeakWindow, default_tz, peak_state, resolve_tz
 
 LA = ZoneInfo("America/Los_Angeles")
 SH = ZoneInfo("Asia/Shanghai")

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
-from bot.handlers import Doctor
-from bot.knowledge import knowledge_version, load_knowledge
-from bot.matcher import Matcher
-from bot.replies import Markup
-from bot.responder import Responder
-from bot.storage import Storage
+from bot.core.knowledge import knowledge_version, load_knowledge
+from bot.core.matcher import Matcher
+from bot.core.replies import Markup
+from bot.core.responder import Responder
+from bot.services.storage import Storage
+from bot.telegram.handlers import Doctor
 from tests.fakebotapi import FakeBotApi
 from tests.test_faults import bot_process, running, started, stderr_of, user
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot.matcher import get_matcher
-from bot.replies import TELEGRAM_LIMIT, Markup, resolve_lang, split_message
-from bot.responder import CAUSE_BUTTON, Responder
+from bot.core.matcher import get_matcher
+from bot.core.replies import TELEGRAM_LIMIT, Markup, resolve_lang, split_message
+from bot.core.responder import CAUSE_BUTTON, Responder
 
 CAPACITY = "Due to unexpected capacity constraints, Claude is unable to respond to your message."
 
@@ -197,6 +197,6 @@ def test_fix_4_shows_both_kinds_of_advice(plain: Responder) -> None:
     ],
 )
 def test_the_text_decides_the_reply_language_only_when_it_is_chinese(text: str, lang: str | None) -> None:
-    from bot.replies import reply_lang_of
+    from bot.core.replies import reply_lang_of
 
     assert reply_lang_of(text) == lang

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bot.status import (
+from bot.services.status import (
     Component,
     Incident,
     StatusClient,

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 from telegram.ext import Application, CallbackContext
 
-from bot.app import _post_init, build_application
-from bot.config import Settings
-from bot.handlers import POLL_JOB, Doctor, poll_job, poll_once
-from bot.matcher import get_matcher
-from bot.status import StatusClient
-from bot.storage import Storage
+from bot.core.matcher import get_matcher
+from bot.services.status import StatusClient
+from bot.services.storage import Storage
+from bot.settings import Settings
+from bot.telegram.app import _post_init, build_application
+from bot.telegram.handlers import POLL_JOB, Doctor, poll_job, poll_once
 from tests.fake_statuspage import MINOR_NEXT_UPDATE_BODY, FakeStatuspage
 from tests.fakebotapi import BLOCKED_BY_USER, Call, FakeBotApi
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.notify import diff
-from bot.status import parse_summary
-from bot.storage import Storage, Subscription
+from bot.core.notify import diff
+from bot.services.status import parse_summary
+from bot.services.storage import Storage, Subscription
 from tests.fake_statuspage import MINOR_INCIDENT_ID, summary
 
 

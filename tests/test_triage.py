@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.knowledge import KnowledgeError, load_knowledge
-from bot.matcher import Matcher, get_matcher
-from bot.replies import Markup
-from bot.responder import Answer, Responder, TriagePick
+from bot.core.knowledge import KnowledgeError, load_knowledge
+from bot.core.matcher import Matcher, get_matcher
+from bot.core.replies import Markup
+from bot.core.responder import Answer, Responder, TriagePick
 
 SHIPPED = Path(__file__).resolve().parent.parent / "knowledge"
 VAGUE = [
@@ -159,7 +159,7 @@ def test_an_undecided_triage_adds_what_is_known_now(responder: Responder) -> Non
     from datetime import UTC, datetime
     from zoneinfo import ZoneInfo
 
-    from bot.status import StatusSummary
+    from bot.services.status import StatusSummary
 
     question = responder.triage("en")
     path = [question.buttons[-1][0]]  # no message

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bot.webhook import SECRET_HEADER, WebhookServer
+from bot.telegram.webhook import SECRET_HEADER, WebhookServer
 from tests.fakebotapi import find_free_port
 
 SECRET = "s3cret-token_1"

@@ -10,9 +10,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.knowledge import CAUSE_IDS
-from bot.matcher import Diagnosis, Matcher
-from bot.normalize import HANGUL, KANA, has_cjk
+from bot.core.knowledge import CAUSE_IDS
+from bot.core.matcher import Diagnosis, Matcher
+from bot.core.normalize import HANGUL, KANA, has_cjk
 
 LABELS = (*CAUSE_IDS, "other", "none")
 PREDICTIONS = (*CAUSE_IDS, "known", "none")

@@ -16,7 +16,7 @@ from typing import Any
 from telegram.error import BadRequest, NetworkError, RetryAfter
 from telegram.ext import AIORateLimiter
 
-from bot.metrics import SEND_FAILURES, SEND_RETRIES
+from bot.services.metrics import SEND_FAILURES, SEND_RETRIES
 
 log = logging.getLogger(__name__)
 

@@ -16,15 +16,15 @@ from prometheus_client import start_http_server
 from telegram import Update
 from telegram.error import TelegramError
 
-from bot.inbox import InboxRequest, parseable
-from bot.processor import ChatOrderedProcessor
-from bot.webhook import WebhookServer
+from bot.telegram.inbox import InboxRequest, parseable
+from bot.telegram.processor import ChatOrderedProcessor
+from bot.telegram.webhook import WebhookServer
 
 if TYPE_CHECKING:
     from telegram.ext import Application
 
-    from bot.config import Settings
-    from bot.storage import Storage
+    from bot.services.storage import Storage
+    from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 # Docker's stop grace is 10 s: in-flight updates get this long, the rest of shutting down fits in the remainder.

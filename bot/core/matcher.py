@@ -11,8 +11,8 @@ from typing import Any
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import DamerauLevenshtein
 
-from bot.knowledge import Entry, KnowledgeBase, Signature, iter_entries
-from bot.normalize import KANA, SPACED_LETTERS, clean, compact, has_cjk, weight
+from bot.core.knowledge import Entry, KnowledgeBase, Signature, iter_entries
+from bot.core.normalize import KANA, SPACED_LETTERS, clean, compact, has_cjk, weight
 
 # Longer input is cut to its first and last halves of this: a 64 KB log is the largest realistic paste, the cap
 # bounds the work per message, and a log's error sits at its end.
@@ -973,7 +973,7 @@ _MATCHERS: dict[str, Matcher] = {}
 def get_matcher(kb: KnowledgeBase | None = None) -> Matcher:
     """A Matcher for the knowledge base (default: the one KNOWLEDGE_DIR points at), built once and reused."""
     if kb is None:
-        from bot.knowledge import default_knowledge_dir, load_knowledge
+        from bot.core.knowledge import default_knowledge_dir, load_knowledge
 
         key = str(default_knowledge_dir().resolve())
         if key not in _MATCHERS:

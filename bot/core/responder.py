@@ -6,13 +6,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from bot.details import Details, extract
-from bot.knowledge import KnowledgeBase, base_lang
-from bot.live import Live
-from bot.matcher import Diagnosis, Matcher
-from bot.normalize import clean, compact
-from bot.replies import Markup, localize, render_cause, render_causes, render_diagnosis
-from bot.status import StatusSummary
+from bot.core.details import Details, extract
+from bot.core.knowledge import KnowledgeBase, base_lang
+from bot.core.live import Live
+from bot.core.matcher import Diagnosis, Matcher
+from bot.core.normalize import clean, compact
+from bot.core.replies import Markup, localize, render_cause, render_causes, render_diagnosis
+from bot.core.statuspage import StatusSummary
 
 # Button payloads (Telegram allows 64 bytes of callback data).
 CAUSE_BUTTON = "fix:"

@@ -9,12 +9,12 @@ import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from bot.knowledge import KnowledgeBase
-from bot.matcher import Diagnosis
-from bot.notify import Event, EventKind
-from bot.peak import PeakWindow, default_tz, peak_state, resolve_tz
-from bot.replies import Markup, localize
-from bot.status import Incident, StatusSummary
+from bot.core.knowledge import KnowledgeBase
+from bot.core.matcher import Diagnosis
+from bot.core.notify import Event, EventKind
+from bot.core.peak import PeakWindow, default_tz, peak_state, resolve_tz
+from bot.core.replies import Markup, localize
+from bot.core.statuspage import Incident, StatusSummary
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,11 @@ from telegram.ext import (
     filters,
 )
 
-from bot.handlers import (
+from bot.core.knowledge import base_lang
+from bot.core.replies import localize
+from bot.core.responder import Answer, Button
+from bot.services.metrics import FEEDBACK
+from bot.telegram.handlers import (
     FEEDBACK_BUTTON,
     Doctor,
     _asked,
@@ -27,10 +31,6 @@ from bot.handlers import (
     send_answer,
     user_lang,
 )
-from bot.knowledge import base_lang
-from bot.metrics import FEEDBACK
-from bot.replies import localize
-from bot.responder import Answer, Button
 
 log = logging.getLogger(__name__)
 # "None of these": the answer was wrong and the text is not one of the four causes.

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 
-from bot.status import Incident, StatusSummary
+from bot.core.statuspage import Incident, StatusSummary
 
 
 class EventKind(Enum):

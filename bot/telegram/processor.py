@@ -14,16 +14,16 @@ from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.ext import BaseUpdateProcessor
 
-from bot.flood import FloodGate, Verdict
-from bot.knowledge import base_lang
-from bot.metrics import HANDLER_SECONDS, UPDATES, update_type
-from bot.ratelimit import ANSWERED
-from bot.replies import localize, resolve_lang
+from bot.core.knowledge import base_lang
+from bot.core.replies import localize, resolve_lang
+from bot.services.metrics import HANDLER_SECONDS, UPDATES, update_type
+from bot.telegram.flood import FloodGate, Verdict
+from bot.telegram.ratelimit import ANSWERED
 
 if TYPE_CHECKING:
     from telegram.ext import Application
 
-    from bot.storage import Storage
+    from bot.services.storage import Storage
 
 log = logging.getLogger(__name__)
 # Updates waiting for their chat's turn only cost memory (they are in the inbox already); the work itself is

@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from bot.notify import SeenIncident
+from bot.core.notify import SeenIncident
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chat_settings (

@@ -13,8 +13,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from bot.matcher import Diagnosis
-from bot.storage import Storage
+from bot.core.matcher import Diagnosis
+from bot.services.storage import Storage
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS ledger_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

@@ -13,7 +13,7 @@ from telegram import Update
 from telegram.request import HTTPXRequest
 
 if TYPE_CHECKING:
-    from bot.storage import Storage
+    from bot.services.storage import Storage
 
 log = logging.getLogger(__name__)
 # This many answers in a row that are not an update list (HTML from a proxy, a broken server) end polling.

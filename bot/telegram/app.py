@@ -14,23 +14,23 @@ from telegram.constants import ParseMode
 from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import Application, ApplicationBuilder, Defaults
 
-from bot.config import ConfigError, Settings, load_dotenv_if_present, load_settings, redact, setup_logging
-from bot.feedback import register_feedback
-from bot.flood import FloodGate
-from bot.handlers import Doctor, ensure_polling, register
-from bot.inbox import InboxRequest
-from bot.knowledge import KnowledgeError, knowledge_version
-from bot.ledger import Ledger
-from bot.matcher import Matcher, get_matcher
-from bot.metrics import watch_inbox
-from bot.ocr import OcrService, ocr_available
-from bot.processor import ChatOrderedProcessor
-from bot.ratelimit import ChatRateLimiter
-from bot.replies import Markup
-from bot.responder import Responder
-from bot.runner import Runtime, serve
-from bot.status import StatusClient
-from bot.storage import Storage, StorageError
+from bot.core.knowledge import KnowledgeError, knowledge_version
+from bot.core.matcher import Matcher, get_matcher
+from bot.core.replies import Markup
+from bot.core.responder import Responder
+from bot.services.ledger import Ledger
+from bot.services.metrics import watch_inbox
+from bot.services.ocr import OcrService, ocr_available
+from bot.services.status import StatusClient
+from bot.services.storage import Storage, StorageError
+from bot.settings import ConfigError, Settings, load_dotenv_if_present, load_settings, redact, setup_logging
+from bot.telegram.feedback import register_feedback
+from bot.telegram.flood import FloodGate
+from bot.telegram.handlers import Doctor, ensure_polling, register
+from bot.telegram.inbox import InboxRequest
+from bot.telegram.processor import ChatOrderedProcessor
+from bot.telegram.ratelimit import ChatRateLimiter
+from bot.telegram.runner import Runtime, serve
 
 log = logging.getLogger(__name__)
 COMMANDS = (

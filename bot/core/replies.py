@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import Enum
 
-from bot.details import Details, until
-from bot.knowledge import Entry, KnowledgeBase, base_lang
-from bot.matcher import Diagnosis
-from bot.normalize import CJK_CHAR, HANGUL, KANA
+from bot.core.details import Details, until
+from bot.core.knowledge import Entry, KnowledgeBase, base_lang
+from bot.core.matcher import Diagnosis
+from bot.core.normalize import CJK_CHAR, HANGUL, KANA
 
 TELEGRAM_LIMIT = 4096
 _HANT_CODES = ("zh-hant", "zh-tw", "zh-hk", "zh-mo")

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from bot.normalize import LETTERS, clean, compact, weight
+from bot.core.normalize import LETTERS, clean, compact, weight
 
 LANGS = ("zh", "en")
 CAUSE_IDS = ("network", "service", "capacity", "context")
@@ -214,7 +214,7 @@ def shipped_knowledge_dir() -> Path:
                 return item.resolve().parent
     except (ImportError, OSError, TypeError, ValueError):
         pass
-    return Path(__file__).resolve().parent.parent / "knowledge"
+    return Path(__file__).resolve().parents[2] / "knowledge"
 
 
 def default_knowledge_dir() -> Path:
@@ -839,7 +839,7 @@ class _FileReader:
     def read_peak(self, root: yaml.MappingNode, fields: dict[str, tuple[yaml.Node, yaml.Node]]) -> None:
         data = yaml.SafeLoader("").construct_document(root)  # type: ignore[no-untyped-call]
         try:
-            from bot.peak import PeakWindow
+            from bot.core.peak import PeakWindow
 
             PeakWindow.from_mapping({k: v for k, v in data.items() if k not in ("kind", "source")})
         except ImportError:

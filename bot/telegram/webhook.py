@@ -14,7 +14,7 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
-from bot.metrics import exposition
+from bot.services.metrics import exposition
 
 log = logging.getLogger(__name__)
 # Telegram's updates are a few kilobytes; a megabyte leaves room for the longest message with its entities.

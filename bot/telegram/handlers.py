@@ -38,20 +38,20 @@ from telegram.ext import (
 )
 
 from bot.cooldown import Cooldown
-from bot.images import MAX_DOWNLOAD, ImageRef, ImageText, image_of
-from bot.knowledge import KnowledgeError, base_lang, knowledge_version, load_knowledge
-from bot.ledger import UNRECOGNISED, Ledger
-from bot.live import LIVE_WAIT, user_zone, wants_status
-from bot.matcher import Diagnosis, Matcher
-from bot.metrics import DIAGNOSES, OCR_SECONDS, STATUS_ERRORS
-from bot.notify import Backoff, Event, diff
-from bot.ocr import ImageRejected, OcrService, OcrUnavailable
-from bot.peak import resolve_tz
-from bot.ratelimit import ANSWERED
-from bot.replies import localize, reply_lang_of, resolve_lang, split_message
-from bot.responder import CAUSE_BUTTON, CAUSES_BUTTON, TRIAGE_BUTTON, Answer, Button, Responder, TriagePick
-from bot.status import StatusClient, StatusError
-from bot.storage import Storage, Subscription
+from bot.core.knowledge import KnowledgeError, base_lang, knowledge_version, load_knowledge
+from bot.core.live import LIVE_WAIT, user_zone, wants_status
+from bot.core.matcher import Diagnosis, Matcher
+from bot.core.notify import Backoff, Event, diff
+from bot.core.peak import resolve_tz
+from bot.core.replies import localize, reply_lang_of, resolve_lang, split_message
+from bot.core.responder import CAUSE_BUTTON, CAUSES_BUTTON, TRIAGE_BUTTON, Answer, Button, Responder, TriagePick
+from bot.services.ledger import UNRECOGNISED, Ledger
+from bot.services.metrics import DIAGNOSES, OCR_SECONDS, STATUS_ERRORS
+from bot.services.ocr import ImageRejected, OcrService, OcrUnavailable
+from bot.services.status import StatusClient, StatusError
+from bot.services.storage import Storage, Subscription
+from bot.telegram.images import MAX_DOWNLOAD, ImageRef, ImageText, image_of
+from bot.telegram.ratelimit import ANSWERED
 
 log = logging.getLogger(__name__)
 # Feedback buttons: "fb:<answer id>:up|down", then "fb:<answer id>:is:<cause|none>" for what it was.

@@ -1,0 +1,52 @@
+"""The package's layers, enforced on the source: core knows nothing of services, Telegram or settings; only the
+Telegram adapter imports python-telegram-bot; only the settings loader reads the environment."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "bot"
+MODULES = sorted(p for p in PACKAGE.rglob("*.py") if "kbdata" not in p.parts)
+
+
+def _name(path: Path) -> str:
+    return ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+
+
+def imports(path: Path) -> set[str]:
+    """Every module a file imports, at any depth (lazy imports inside functions count too)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def _within(module: str, prefixes: tuple[str, ...]) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in prefixes)
+
+
+@pytest.mark.parametrize("path", [p for p in MODULES if _name(p).startswith("bot.core")], ids=_name)
+def test_core_imports_only_core(path: Path) -> None:
+    banned = ("telegram", "httpx", "bot.services", "bot.telegram", "bot.settings", "bot.conversation", "bot.cli")
+    bad = sorted(m for m in imports(path) if _within(m, banned))
+    assert not bad, f"{_name(path)} imports {bad}"
+
+
+@pytest.mark.parametrize("path", [p for p in MODULES if _name(p).startswith("bot.services")], ids=_name)
+def test_services_import_no_front_end(path: Path) -> None:
+    banned = ("telegram", "bot.telegram", "bot.conversation", "bot.cli", "bot.console")
+    bad = sorted(m for m in imports(path) if _within(m, banned))
+    assert not bad, f"{_name(path)} imports {bad}"
+
+
+@pytest.mark.parametrize("path", [p for p in MODULES if not _name(p).startswith("bot.telegram")], ids=_name)
+def test_only_the_telegram_adapter_imports_telegram(path: Path) -> None:
+    bad = sorted(m for m in imports(path) if _within(m, ("telegram",)))
+    assert not bad, f"{_name(path)} imports {bad}"
