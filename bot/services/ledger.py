@@ -1,20 +1,27 @@
-"""The operator's record, in the bot's SQLite store: what was answered (no user, no text), the 👍/👎 feedback, and
-the misses: texts people sent the bot that it did not recognise or got wrong, masked and kept for a stated time."""
+"""The operator's record: what was answered (no user, no text), the 👍/👎 feedback, and the misses: texts people
+sent the bot that it did not recognise or got wrong, masked and kept for a stated time.
+
+The pure parts (masking, the salted owner key, Miss, Stats and how rows become them) serve every store; the SQL
+lives in the stores. `Ledger` is the old synchronous SQLite form, kept until nothing uses `Storage`."""
 
 from __future__ import annotations
 
 import hashlib
 import re
 import secrets
-import sqlite3
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from bot.core.matcher import Diagnosis
-from bot.services.storage import Storage
+if TYPE_CHECKING:
+    # Types only: a PostgreSQL store imports the helpers here without pulling in SQLite.
+    import sqlite3
+
+    from bot.core.matcher import Diagnosis
+    from bot.services.storage import Storage
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS ledger_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -38,7 +45,8 @@ CREATE TABLE IF NOT EXISTS misses (
 # unless it became a miss.
 RECENT_DAYS = 2
 UNRECOGNISED = "unrecognised"
-_DAY = 86_400.0
+DAY = 86_400.0
+_DAY = DAY
 # Secrets people paste with their errors: Anthropic and other API keys, bearer tokens, bot tokens, e-mail addresses.
 _SECRETS = (
     (re.compile(r"\bsk-ant-[A-Za-z0-9_-]{6,}"), "sk-ant-***"),
@@ -67,6 +75,16 @@ def mask(text: str) -> str:
     for pattern, placeholder in _SECRETS:
         text = pattern.sub(placeholder, text)
     return text
+
+
+def new_salt() -> str:
+    """A fresh salt for owner keys, made once per store and kept in it."""
+    return secrets.token_hex(16)
+
+
+def owner_key(salt: str, user_id: int) -> str:
+    """A key for what came from one user, so /forget can find it: a salted hash, not the user id."""
+    return hashlib.sha256(f"{salt}:{user_id}".encode()).hexdigest()[:24]
 
 
 @dataclass(frozen=True)
@@ -112,6 +130,33 @@ class Stats:
         return "\n".join(out)
 
 
+def miss_of(row: tuple[int, float, str, str, str | None, str]) -> Miss:
+    """A miss from its stored row: id, at (epoch seconds), text, reason, label, kb_version."""
+    return Miss(row[0], datetime.fromtimestamp(row[1], UTC), row[2], row[3], row[4], row[5])
+
+
+def stats_of(
+    days: int,
+    answers: Iterable[tuple[float, str, str, str]],
+    votes: Iterable[tuple[str, str, int]],
+    misses: int,
+) -> Stats:
+    """Stats from the answers of the period (at, answer, lang, how), the vote counts (answer, vote, n) and the
+    number of misses kept."""
+    stats = Stats(days)
+    for at, answer, lang, how in answers:
+        day = datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d")
+        stats.by_day.setdefault(day, Counter())[answer] += 1
+        stats.by_lang[lang] += 1
+        stats.by_how[how] += 1
+        stats.total += 1
+        stats.unrecognised += answer == UNRECOGNISED
+    for answer, vote, n in votes:
+        stats.votes[answer][vote] = n
+    stats.misses = misses
+    return stats
+
+
 class Ledger:
     """Reads and writes the record in the bot's store (each thread on its own connection, as the store does);
     every write is a method to run with `Storage.write`, off the event loop."""
@@ -120,7 +165,7 @@ class Ledger:
         self.store = store
         db = store.db
         db.executescript(SCHEMA)
-        db.execute("INSERT OR IGNORE INTO ledger_meta (key, value) VALUES ('salt', ?)", (secrets.token_hex(16),))
+        db.execute("INSERT OR IGNORE INTO ledger_meta (key, value) VALUES ('salt', ?)", (new_salt(),))
         self._salt = db.execute("SELECT value FROM ledger_meta WHERE key = 'salt'").fetchone()[0]
 
     @property
@@ -129,7 +174,7 @@ class Ledger:
 
     def owner(self, user_id: int) -> str:
         """A key for what came from one user, so /forget can find it: a salted hash, not the user id."""
-        return hashlib.sha256(f"{self._salt}:{user_id}".encode()).hexdigest()[:24]
+        return owner_key(self._salt, user_id)
 
     def record(
         self,
@@ -213,26 +258,15 @@ class Ledger:
     def misses(self) -> list[Miss]:
         """Every miss kept, oldest first."""
         rows = self.db.execute("SELECT id, at, text, reason, label, kb_version FROM misses ORDER BY at, id")
-        return [Miss(r[0], datetime.fromtimestamp(r[1], UTC), r[2], r[3], r[4], r[5]) for r in rows]
+        return [miss_of(r) for r in rows]
 
     def stats(self, now: datetime, days: int) -> Stats:
         """Answers, languages, feedback and misses of the last `days` days."""
         since = now.timestamp() - days * _DAY
-        stats = Stats(days)
-        for at, answer, lang, how in self.db.execute(
-            "SELECT at, answer, lang, how FROM diagnoses WHERE at >= ?", (since,)
-        ):
-            day = datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d")
-            stats.by_day.setdefault(day, Counter())[answer] += 1
-            stats.by_lang[lang] += 1
-            stats.by_how[how] += 1
-            stats.total += 1
-            stats.unrecognised += answer == UNRECOGNISED
-        for answer, vote, n in self.db.execute(
+        answers = self.db.execute("SELECT at, answer, lang, how FROM diagnoses WHERE at >= ?", (since,)).fetchall()
+        votes = self.db.execute(
             "SELECT d.answer, f.vote, COUNT(*) FROM feedback f JOIN diagnoses d ON d.id = f.diagnosis_id"
             " WHERE f.at >= ? GROUP BY d.answer, f.vote",
             (since,),
-        ):
-            stats.votes[answer][vote] = n
-        stats.misses = self.db.execute("SELECT COUNT(*) FROM misses").fetchone()[0]
-        return stats
+        ).fetchall()
+        return stats_of(days, answers, votes, self.db.execute("SELECT COUNT(*) FROM misses").fetchone()[0])

@@ -12,11 +12,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlparse
 
 from bot.core.notify import SeenIncident
 
 if TYPE_CHECKING:
     from bot.services.ledger import Miss, Stats
+    from bot.settings import Settings
 
 # An update still unfinished after this many starts is dropped: one that kills the process must not do it forever.
 MAX_ATTEMPTS = 3
@@ -77,9 +79,9 @@ class Store(Protocol):
         """A group became a supergroup: settings and subscription follow (what the new id has wins)."""
 
     # --- auto-answer cooldowns --------------------------------------------------------------------
-    async def claim_cooldown(self, chat_id: int, key: str, now: float, seconds: float) -> bool:
+    async def claim_cooldown(self, chat_id: int, key: str, now: float, seconds: float) -> bool | None:
         """Atomically: True and mark (chat, key) at `now` if it was not marked within `seconds` before `now`,
-        else False. Two replicas claiming the same key at once: exactly one gets True."""
+        else False (None: the store failed). Two replicas claiming the same key at once: exactly one gets True."""
 
     # --- status subscriptions ---------------------------------------------------------------------
     async def subscribe(self, chat_id: int, lang: str, tz: str | None = None) -> bool | None:
@@ -104,9 +106,9 @@ class Store(Protocol):
         """Forget them: the next look is a fresh baseline that announces nothing."""
 
     # --- leases -----------------------------------------------------------------------------------
-    async def acquire_lease(self, name: str, holder: str, seconds: float, now: float) -> bool:
+    async def acquire_lease(self, name: str, holder: str, seconds: float, now: float) -> bool | None:
         """Atomically take or renew the lease `name` for `holder` until now + seconds; False while another holder's
-        lease has not expired. A holder that dies loses it when it expires."""
+        lease has not expired (None: the store failed). A holder that dies loses it when it expires."""
 
     async def release_lease(self, name: str, holder: str) -> None:
         """Give the lease up (only if `holder` holds it)."""
@@ -115,7 +117,8 @@ class Store(Protocol):
     async def inbox_add(self, updates: Iterable[Mapping[str, Any]], holder: str = "") -> list[int]:
         """Keep updates taken from Telegram until they are handled, in one transaction, claimed by `holder`.
         Returns the ids that were new: an update already kept (Telegram sent it twice, or to another replica) is not
-        returned, so it is handled once. On failure: raises (the caller must not confirm the update to Telegram)."""
+        returned, so it is handled once. On failure: raises StorageError (the caller decides whether to confirm the
+        updates to Telegram unkept or not at all)."""
 
     async def inbox_done(self, update_ids: Iterable[int]) -> None:
         """Forget handled updates."""
@@ -165,3 +168,21 @@ class Store(Protocol):
         """Whether the store answers now (for /healthz)."""
 
     async def close(self) -> None: ...
+
+
+async def open_store(settings: Settings) -> Store:
+    """The store the settings name: PostgreSQL when DATABASE_URL is a postgresql:// URL, else SQLite in DATA_DIR.
+    Call it inside the event loop that will use the store (a PostgreSQL pool belongs to its loop). StorageError
+    with one line (no password) when it can't be opened."""
+    url = (getattr(settings, "database_url", None) or "").strip()
+    if not url:
+        from bot.services.sqlite_store import SqliteStore
+
+        return SqliteStore(settings.data_dir)
+    scheme = urlparse(url).scheme
+    if scheme not in ("postgresql", "postgres"):
+        raise StorageError(f"DATABASE_URL must start with postgresql://, not {scheme or 'nothing'}://")
+    # Imported only here: a SQLite deployment needs no PostgreSQL driver installed.
+    from bot.services.postgres_store import PostgresStore
+
+    return await PostgresStore.open(url)
