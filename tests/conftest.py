@@ -9,6 +9,7 @@ import pytest
 
 from tests.fake_statuspage import FakeStatuspage
 from tests.fakebotapi import FakeBotApi, find_free_port, post_update
+from tests.pg import PgCluster, pg_cluster
 
 PostUpdate = Callable[..., Awaitable[int]]
 
@@ -60,3 +61,16 @@ def page() -> Iterator[FakeStatuspage]:
     """A fake Claude status page on 127.0.0.1 (all clear; switch with ``page.state = ...``)."""
     with FakeStatuspage() as fake:
         yield fake
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PgCluster]:
+    """A throwaway PostgreSQL cluster on loopback, one per test run (skips when PostgreSQL is not installed)."""
+    with pg_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def postgres_url(postgres: PgCluster) -> str:
+    """The URL of a fresh, empty database in that cluster, for this test alone."""
+    return postgres.fresh_database()

@@ -1,0 +1,111 @@
+"""A throwaway PostgreSQL cluster for the tests: Debian's server binaries (initdb, pg_ctl) in a temporary folder,
+listening on a free loopback port, started once per test run and removed at its end.
+
+PostgreSQL refuses to run as root, so under root the cluster belongs to the `postgres` user the Debian package
+creates (run through `runuser`); anybody else runs it as themselves. Without the server installed the tests that
+need it skip, saying how to get it."""
+
+from __future__ import annotations
+
+import glob
+import itertools
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.fakebotapi import find_free_port
+
+NOT_INSTALLED = (
+    "PostgreSQL is not installed (apt-get install postgresql; scripts/test.sh does it as root): "
+    "the PostgreSQL cases skip"
+)
+# Durability is no concern for a cluster that lives as long as one test run: without fsync it is several times
+# faster to create databases and commit.
+_SERVER_OPTIONS = "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+
+
+def server_bin() -> Path | None:
+    """The newest PostgreSQL server's bin folder under /usr/lib/postgresql (Debian's layout), if any."""
+    found = [Path(p).parent for p in glob.glob("/usr/lib/postgresql/*/bin/initdb")]
+    found.sort(key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0)
+    return found[-1] if found else None
+
+
+@dataclass
+class PgCluster:
+    """A running cluster: `url(db)` for a database in it, `fresh_database()` for a new empty one."""
+
+    port: int
+    folder: Path
+    user: str = "postgres"
+    _names: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
+
+    def fresh_database(self, prefix: str = "t") -> str:
+        """Create an empty database and return its URL (each test gets its own; the cluster is thrown away)."""
+        import psycopg
+
+        name = f"{prefix}_{os.getpid()}_{next(self._names)}"
+        # FILE_COPY: copying template0's few files beats writing them through the WAL (PostgreSQL 15's default).
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0 STRATEGY FILE_COPY')
+        return self.url(name)
+
+
+def _as_owner(owner: str | None, argv: list[str]) -> list[str]:
+    return ["runuser", "-u", owner, "--", *argv] if owner else argv
+
+
+@contextmanager
+def pg_cluster() -> Iterator[PgCluster]:
+    """Start a cluster in a temporary folder on a free loopback port; stop and delete it on the way out. Skips the
+    calling test when PostgreSQL's server is not installed; fails, with the server's log, when it will not start."""
+    bin_dir = server_bin()
+    if bin_dir is None:
+        pytest.skip(NOT_INSTALLED)
+    owner: str | None = None
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no 'postgres' user to run PostgreSQL as")
+        owner = "postgres"
+    # Not under pytest's tmp_path: its parents are private to root, and the server's user must reach its folder.
+    folder = Path(tempfile.mkdtemp(prefix="claude-doctor-pg-"))
+    data, log = folder / "data", folder / "server.log"
+    if owner:
+        shutil.chown(folder, owner)
+    port = find_free_port()
+    try:
+        initdb = [str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"]
+        made = subprocess.run(_as_owner(owner, initdb), capture_output=True, text=True)
+        if made.returncode != 0:
+            raise RuntimeError(f"initdb failed: {made.stdout}{made.stderr}")
+        options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 {_SERVER_OPTIONS}"
+        started = subprocess.run(
+            _as_owner(owner, [str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "start"]),
+            capture_output=True,
+            text=True,
+        )
+        if started.returncode != 0:
+            server_log = log.read_text() if log.exists() else ""
+            raise RuntimeError(f"PostgreSQL did not start: {started.stdout}{started.stderr}\n{server_log[-3000:]}")
+        try:
+            yield PgCluster(port, folder)
+        finally:
+            subprocess.run(
+                _as_owner(owner, [str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]),
+                capture_output=True,
+            )
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
