@@ -14,4 +14,12 @@ if ! fc-list 2>/dev/null | grep -qi "Noto Sans CJK"; then
     echo "note: fonts-noto-cjk is not installed; the screenshot OCR tests will skip" >&2
   fi
 fi
+# The PostgreSQL store's tests start a throwaway cluster with Debian's server; without it only those tests skip.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+  else
+    echo "note: postgresql is not installed; the PostgreSQL store tests will skip" >&2
+  fi
+fi
 exec .venv/bin/python -m pytest "$@"
