@@ -18,6 +18,7 @@ from bot.services.sqlite_store import STORE_FILE, SqliteStore
 from bot.services.status import parse_summary
 from bot.services.store import (
     ANSWER_TTL_SECONDS,
+    INBOX_DONE_KEEP_SECONDS,
     MAX_ATTEMPTS,
     ChatSettings,
     StorageError,
@@ -264,6 +265,17 @@ async def test_done_updates_are_forgotten(store: Store) -> None:
     assert await store.inbox_pending() == [{"update_id": 2, "message": {"text": "日本"}}]
 
 
+async def test_an_update_handled_already_is_not_new_when_telegram_sends_it_again(store: Store, clock: Clock) -> None:
+    await store.inbox_add([{"update_id": 1}])
+    await store.inbox_done([1])
+    assert await store.inbox_add([{"update_id": 1}, {"update_id": 2}]) == [2]
+    assert await store.inbox_pending() == [{"update_id": 2}]
+    # After a day Telegram no longer has it: the id is forgotten for good.
+    clock.advance(INBOX_DONE_KEEP_SECONDS + 1)
+    await store.inbox_done([2])
+    assert await store.inbox_add([{"update_id": 1}]) == [1]
+
+
 async def test_pending_counts_attempts_and_drops_an_update_that_keeps_failing(
     store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -275,6 +287,7 @@ async def test_pending_counts_attempts_and_drops_an_update_that_keeps_failing(
         assert await store.inbox_pending() == []
     assert await store.inbox_count() == 0
     assert any("update 1 was unfinished" in r.message for r in caplog.records)
+    assert await store.inbox_add([{"update_id": 1}]) == []  # dropped counts as done
 
 
 async def test_pending_with_stale_seconds_claims_only_stale_rows(store: Store, clock: Clock) -> None:

@@ -23,6 +23,7 @@ from bot.services.ledger import RECENT_DAYS, UNRECOGNISED, Miss, Stats, mask, mi
 from bot.services.store import (
     ANSWER_TTL_SECONDS,
     COOLDOWN_KEEP_SECONDS,
+    INBOX_DONE_KEEP_SECONDS,
     MAX_ATTEMPTS,
     ChatSettings,
     StorageError,
@@ -79,7 +80,8 @@ CREATE TABLE IF NOT EXISTS inbox (
     received REAL NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
     holder TEXT NOT NULL DEFAULT '',
-    claimed_at REAL NOT NULL DEFAULT 0
+    claimed_at REAL NOT NULL DEFAULT 0,
+    done_at REAL
 );
 CREATE TABLE IF NOT EXISTS leases (
     name TEXT PRIMARY KEY,
@@ -92,6 +94,7 @@ _INBOX_COLUMNS = {
     "attempts": "INTEGER NOT NULL DEFAULT 0",
     "holder": "TEXT NOT NULL DEFAULT ''",
     "claimed_at": "REAL NOT NULL DEFAULT 0",
+    "done_at": "REAL",
 }
 SCHEMA_VERSION = 4
 log = logging.getLogger(__name__)
@@ -146,6 +149,7 @@ class SqliteStore:
         for column, kind in _INBOX_COLUMNS.items():
             if column not in have:
                 db.execute(f"ALTER TABLE inbox ADD COLUMN {column} {kind}")
+        db.execute("CREATE INDEX IF NOT EXISTS inbox_done_at ON inbox (done_at)")
         db.execute("INSERT OR IGNORE INTO ledger_meta (key, value) VALUES ('salt', ?)", (ledger.new_salt(),))
         # A write now, so an unwritable directory fails at start-up rather than in the first group.
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -456,12 +460,14 @@ class SqliteStore:
         return await self._write_or_raise("inbox_add", change)
 
     async def inbox_done(self, update_ids: Iterable[int]) -> None:
-        """Forget handled updates."""
-        ids = [(int(i),) for i in update_ids]
+        """Forget handled updates, keeping only their ids for a day so a copy Telegram sends again is not new."""
+        now = self.clock()
+        ids = [(now, int(i)) for i in update_ids]
 
         def change(db: sqlite3.Connection) -> None:
             with _transaction(db):
-                db.executemany("DELETE FROM inbox WHERE update_id = ?", ids)
+                db.executemany("UPDATE inbox SET done_at = ?, body = '' WHERE update_id = ?", ids)
+                db.execute("DELETE FROM inbox WHERE done_at < ?", (now - INBOX_DONE_KEEP_SECONDS,))
 
         await self._write("inbox_done", change)
 
@@ -474,14 +480,20 @@ class SqliteStore:
             with _transaction(db):
                 if stale_seconds > 0:
                     rows = db.execute(
-                        "SELECT update_id, body, attempts FROM inbox WHERE claimed_at <= ? ORDER BY update_id",
+                        "SELECT update_id, body, attempts FROM inbox WHERE done_at IS NULL AND claimed_at <= ?"
+                        " ORDER BY update_id",
                         (now - stale_seconds,),
                     ).fetchall()
                 else:
-                    rows = db.execute("SELECT update_id, body, attempts FROM inbox ORDER BY update_id").fetchall()
+                    rows = db.execute(
+                        "SELECT update_id, body, attempts FROM inbox WHERE done_at IS NULL ORDER BY update_id"
+                    ).fetchall()
                 dropped = [(update_id,) for update_id, _, attempts in rows if attempts + 1 > MAX_ATTEMPTS]
                 kept = [(holder, now, update_id) for update_id, _, attempts in rows if attempts + 1 <= MAX_ATTEMPTS]
-                db.executemany("DELETE FROM inbox WHERE update_id = ?", dropped)
+                # A dropped update counts as done: Telegram sending it again must not start it over.
+                db.executemany(
+                    "UPDATE inbox SET done_at = ?, body = '' WHERE update_id = ?", [(now, *d) for d in dropped]
+                )
                 db.executemany(
                     "UPDATE inbox SET attempts = attempts + 1, holder = ?, claimed_at = ? WHERE update_id = ?", kept
                 )
@@ -497,7 +509,7 @@ class SqliteStore:
         return bodies
 
     async def inbox_count(self) -> int:
-        return await self._read("inbox_count", int, _count("inbox"))
+        return await self._read("inbox_count", int, _count("inbox WHERE done_at IS NULL"))
 
     # --- the operator's record --------------------------------------------------------------------
 

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 MAX_ATTEMPTS = 3
 # Edits older than this are not followed: the answer map stays small.
 ANSWER_TTL_SECONDS = 2 * 24 * 3600
+# A handled update's id is remembered this long (Telegram keeps an unconfirmed update for a day), so a copy sent
+# again after a crash or a slow webhook answer is recognised and not handled twice.
+INBOX_DONE_KEEP_SECONDS = 24 * 3600
 # Cooldown rows older than this are useless (the cooldown is minutes): pruned as new ones are claimed.
 COOLDOWN_KEEP_SECONDS = 24 * 3600
 
@@ -121,12 +124,13 @@ class Store(Protocol):
         updates to Telegram unkept or not at all)."""
 
     async def inbox_done(self, update_ids: Iterable[int]) -> None:
-        """Forget handled updates."""
+        """Forget handled updates, but remember their ids for INBOX_DONE_KEEP_SECONDS: `inbox_add` does not call
+        them new again."""
 
     async def inbox_pending(self, holder: str = "", stale_seconds: float = 0.0) -> list[dict[str, Any]]:
         """Claim for `holder` the updates taken but not handled whose claim is older than `stale_seconds` (all of
         them at 0: one process after a restart), oldest first, each counted as one more attempt; those tried more
-        than MAX_ATTEMPTS times are dropped with a warning."""
+        than MAX_ATTEMPTS times are dropped with a warning (and count as done)."""
 
     async def inbox_count(self) -> int: ...
 
