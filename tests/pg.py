@@ -7,6 +7,7 @@ need it skip, saying how to get it."""
 
 from __future__ import annotations
 
+import asyncio
 import glob
 import itertools
 import os
@@ -14,14 +15,18 @@ import pwd
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
 
 import pytest
 
 from tests.fakebotapi import find_free_port
+
+if TYPE_CHECKING:
+    from bot.services.postgres_store import PostgresStore
 
 NOT_INSTALLED = (
     "PostgreSQL is not installed (apt-get install postgresql; scripts/test.sh does it as root): "
@@ -47,9 +52,19 @@ class PgCluster:
     folder: Path
     user: str = "postgres"
     _names: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    _folders: dict[Path, str] = field(default_factory=dict)
+    # The cluster of this test run, once the `postgres` fixture started it (for factories that take no fixtures).
+    running: ClassVar[PgCluster | None] = None
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
+
+    def database_for(self, folder: Path) -> str:
+        """The URL of the database standing for `folder`: made empty on first use, the same one after that (the
+        contract suite's stores are kept "in a folder"; reopening it is a restart or a second replica)."""
+        if folder not in self._folders:
+            self._folders[folder] = self.fresh_database()
+        return self._folders[folder]
 
     def fresh_database(self, prefix: str = "t") -> str:
         """Create an empty database and return its URL (each test gets its own; the cluster is thrown away)."""
@@ -100,12 +115,26 @@ def pg_cluster() -> Iterator[PgCluster]:
         if started.returncode != 0:
             server_log = log.read_text() if log.exists() else ""
             raise RuntimeError(f"PostgreSQL did not start: {started.stdout}{started.stderr}\n{server_log[-3000:]}")
+        cluster = PgCluster(port, folder)
+        PgCluster.running = cluster
         try:
-            yield PgCluster(port, folder)
+            yield cluster
         finally:
+            PgCluster.running = None
             subprocess.run(
                 _as_owner(owner, [str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]),
                 capture_output=True,
             )
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+async def open_postgres_store(folder: Path, clock: Callable[[], float]) -> PostgresStore:
+    """The contract suite's factory: a PostgresStore on the database standing for `folder`, in the running cluster
+    (the `postgres` fixture must be active)."""
+    from bot.services.postgres_store import PostgresStore
+
+    cluster = PgCluster.running
+    assert cluster is not None, "request the `postgres` fixture first"
+    url = await asyncio.to_thread(cluster.database_for, folder)
+    return await PostgresStore.open(url, clock=clock)

@@ -28,6 +28,7 @@ from bot.services.store import (
     open_store,
 )
 from tests.fake_statuspage import MINOR_INCIDENT_ID, summary
+from tests.pg import open_postgres_store
 
 
 class Clock:
@@ -52,11 +53,13 @@ async def _sqlite(data_dir: Path, clock: Clock) -> Store:
     return SqliteStore(data_dir, clock=clock)
 
 
-FACTORIES: dict[str, StoreFactory] = {"sqlite": _sqlite}
+FACTORIES: dict[str, StoreFactory] = {"sqlite": _sqlite, "postgres": open_postgres_store}
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgres"])
 def store_factory(request: pytest.FixtureRequest) -> StoreFactory:
+    if request.param == "postgres":
+        request.getfixturevalue("postgres")  # the test run's cluster (skips when PostgreSQL is not installed)
     return FACTORIES[request.param]
 
 

@@ -34,6 +34,7 @@ from bot.services.ledger import (
 from bot.services.store import (
     ANSWER_TTL_SECONDS,
     COOLDOWN_KEEP_SECONDS,
+    INBOX_DONE_KEEP_SECONDS,
     MAX_ATTEMPTS,
     ChatSettings,
     StorageError,
@@ -99,6 +100,12 @@ MIGRATIONS: tuple[str, ...] = (
         reason TEXT NOT NULL, label TEXT, kb_version TEXT NOT NULL, diagnosis_id BIGINT UNIQUE
     );
     CREATE INDEX misses_owner ON misses (owner);
+    """,
+    # A handled update's id stays a day (done_at set, body emptied), so a copy sent again is not new.
+    """
+    ALTER TABLE inbox ADD COLUMN done_at DOUBLE PRECISION;
+    CREATE INDEX inbox_done_at ON inbox (done_at);
+    CREATE INDEX inbox_open ON inbox (update_id) WHERE done_at IS NULL;
     """,
 )
 # Connections kept per replica: enough for the update workers' short statements to rarely wait for one.
@@ -191,7 +198,7 @@ class PostgresStore:
         self.where = where
         self._salt = salt
         self._degraded_until = 0.0
-        self._pruned = {"answers": 0.0, "cooldowns": 0.0}
+        self._pruned = {"answers": 0.0, "cooldowns": 0.0, "inbox": 0.0}
 
     @classmethod
     async def open(cls, url: str, *, clock: Callable[[], float] = time.time) -> PostgresStore:
@@ -248,7 +255,7 @@ class PostgresStore:
             log.warning("storage %s %s failed: %s", kind, name, _one_line(exc, ""))
 
     def _due(self, what: str) -> bool:
-        now = time.monotonic()
+        now = self.clock()
         if now - self._pruned[what] < PRUNE_EVERY:
             return False
         self._pruned[what] = now
@@ -484,8 +491,13 @@ class PostgresStore:
     @_writes
     async def inbox_done(self, update_ids: Iterable[int]) -> None:
         ids = [int(i) for i in update_ids]
-        if ids:
-            await self._execute("DELETE FROM inbox WHERE update_id = ANY(%s)", (ids,))
+        if not ids:
+            return
+        now = self.clock()
+        async with self.pool.connection() as conn:
+            await conn.execute("UPDATE inbox SET done_at = %s, body = '' WHERE update_id = ANY(%s)", (now, ids))
+            if self._due("inbox"):
+                await conn.execute("DELETE FROM inbox WHERE done_at < %s", (now - INBOX_DONE_KEEP_SECONDS,))
 
     @_reads(list)
     async def inbox_pending(self, holder: str = "", stale_seconds: float = 0.0) -> list[dict[str, Any]]:
@@ -494,7 +506,7 @@ class PostgresStore:
         async with self.pool.connection() as conn, conn.transaction():
             # At 0 every row is taken, whoever claimed it (one process starting again).
             cur = await conn.execute(
-                "WITH picked AS (SELECT update_id FROM inbox WHERE %s OR claimed <= %s"
+                "WITH picked AS (SELECT update_id FROM inbox WHERE done_at IS NULL AND (%s OR claimed <= %s)"
                 " ORDER BY update_id FOR UPDATE SKIP LOCKED)"
                 " UPDATE inbox SET attempts = inbox.attempts + 1, holder = %s, claimed = %s"
                 " FROM picked WHERE inbox.update_id = picked.update_id"
@@ -504,14 +516,15 @@ class PostgresStore:
             rows = sorted(await cur.fetchall())
             dropped = [int(r[0]) for r in rows if r[2] > MAX_ATTEMPTS]
             if dropped:
-                await conn.execute("DELETE FROM inbox WHERE update_id = ANY(%s)", (dropped,))
+                # Dropped counts as done: a copy sent again must not start the same crash over.
+                await conn.execute("UPDATE inbox SET done_at = %s, body = '' WHERE update_id = ANY(%s)", (now, dropped))
         for update_id in dropped:
             log.warning("update %s was unfinished at %d starts in a row; dropped", update_id, MAX_ATTEMPTS)
         return [json.loads(r[1]) for r in rows if r[2] <= MAX_ATTEMPTS]
 
     @_reads(0)
     async def inbox_count(self) -> int:
-        row = await self._fetchone("SELECT COUNT(*) FROM inbox")
+        row = await self._fetchone("SELECT COUNT(*) FROM inbox WHERE done_at IS NULL")
         return int(row[0]) if row else 0
 
     # --- the operator's record --------------------------------------------------------------------
