@@ -15,9 +15,10 @@ COPY bot ./bot
 # The knowledge base is installed inside the package (bot.kbdata); set KNOWLEDGE_DIR to a mounted directory to
 # replace it.
 COPY knowledge ./knowledge
-# The local project with its OCR extra; its dependency ranges are pinned in pyproject.toml.
+# The local project with its OCR extra, and the PostgreSQL driver for several replicas on one database (DATABASE_URL,
+# compose.yaml); its dependency ranges are pinned in pyproject.toml.
 # hadolint ignore=DL3013
-RUN pip install '.[ocr]' && rm -rf /app/bot /app/knowledge
+RUN pip install '.[ocr,postgres]' && rm -rf /app/bot /app/knowledge
 
 RUN useradd --system --uid 10001 --home-dir /app doctor \
     && mkdir -p /data \
