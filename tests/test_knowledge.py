@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.core.knowledge import CAUSE_IDS, KnowledgeError, load_knowledge
+from bot.core.knowledge import KnowledgeError, load_knowledge
 
 SHIPPED = Path(__file__).resolve().parent.parent / "knowledge"
 
@@ -41,7 +41,7 @@ def line_of(path: Path, needle: str) -> int:
 
 def test_shipped_knowledge_base_has_the_four_causes_numbered_as_in_the_article() -> None:
     kb = load_knowledge(SHIPPED)
-    assert [(c.id, c.number) for c in kb.causes] == list(zip(CAUSE_IDS, (1, 2, 3, 4), strict=True))
+    assert [(c.id, c.number) for c in kb.causes] == [("network", 1), ("service", 2), ("capacity", 3), ("context", 4)]
 
 
 def test_every_cause_has_fix_steps_in_both_languages() -> None:
@@ -144,9 +144,10 @@ def test_a_word_list_entry_with_characters_matching_ignores_is_refused(kb_copy: 
     assert f"{where}: foreign_words: 'c++' has '++', which matching ignores" in problems
 
 
-def test_missing_cause_is_reported(kb_copy: Path) -> None:
+def test_a_gap_in_the_cause_numbers_is_reported(kb_copy: Path) -> None:
     (kb_copy / "capacity.yaml").unlink()
-    assert any("the cause 'capacity' is missing" in p for p in problems_of(kb_copy))
+    expected = f"{kb_copy}: the 3 causes must be numbered 1-3 once each, got network 1, service 2, context 4"
+    assert expected in problems_of(kb_copy)
 
 
 def test_every_problem_is_reported_not_just_the_first(kb_copy: Path) -> None:
@@ -227,3 +228,88 @@ def test_an_unknown_key_in_a_variant_is_reported(kb_copy: Path) -> None:
     edit(path, "  limit:\n    title:\n", "  limit:\n    colour: red\n    title:\n")
     [problem] = problems_of(kb_copy)
     assert f":{line_of(path, 'colour: red')}:" in problem and "unknown key 'colour'" in problem
+
+
+def test_the_shipped_languages_are_english_and_chinese_with_traditional_converted() -> None:
+    kb = load_knowledge(SHIPPED)
+    assert (kb.languages, kb.reply_languages, kb.default_language) == (("en", "zh"), ("en", "zh", "zh-hant"), "en")
+
+
+@pytest.mark.parametrize(
+    ("code", "lang", "base", "zone"),
+    [
+        ("zh-TW", "zh-hant", "zh", "Asia/Shanghai"),
+        ("zh-Hant-HK", "zh-hant", "zh", "Asia/Shanghai"),
+        ("zh_CN.UTF-8", "zh", "zh", "Asia/Shanghai"),
+        ("en-GB", "en", "en", "UTC"),
+        ("de_DE.UTF-8", "en", "en", "UTC"),
+        ("zhx", "en", "en", "UTC"),
+        (None, "en", "en", "UTC"),
+    ],
+)
+def test_a_language_code_resolves_to_a_reply_language_its_texts_and_its_zone(
+    code: str | None, lang: str, base: str, zone: str
+) -> None:
+    kb = load_knowledge(SHIPPED)
+    assert (kb.resolve_lang(code), kb.base_lang(code), kb.time_zone(code)) == (lang, base, zone)
+
+
+@pytest.mark.parametrize(
+    ("cause", "status", "peak"),
+    [("network", False, False), ("service", True, False), ("capacity", True, True), ("context", False, True)],
+)
+def test_which_causes_carry_live_lines_comes_from_their_files(cause: str, status: bool, peak: bool) -> None:
+    kb = load_knowledge(SHIPPED)
+    assert (kb.wants_status(cause), kb.wants_peak(cause)) == (status, peak)
+
+
+@pytest.mark.parametrize(
+    ("name", "old", "new", "needle", "problem"),
+    [
+        ("languages.yaml", "default: en\n", "default: fr\n", "default: fr", "the default language 'fr' is not one"),
+        ("languages.yaml", "    time_zone: UTC\n", "", "name: English", "language 'en' is missing 'time_zone'"),
+        ("languages.yaml", "time_zone: UTC", "time_zone: Mars/Base", "Mars/Base", "time_zone: unknown time zone"),
+        ("languages.yaml", "      zh-hant:", "      zh-latn:", "zh-latn", "no conversion makes it"),
+        ("languages.yaml", "  en:\n", "  EN:\n", "EN:", "a language code is lower case"),
+        ("languages.yaml", "also: [zh-tw,", "also: [zh,", "also: [zh,", "the code 'zh' is given twice"),
+        ("service.yaml", "live: [status]", "live: [weather]", "weather", "'weather' is not a live line"),
+        ("service.yaml", "number: 2\n", "number: 0\n", "number: 0", "number must be a whole number from 1, got 0"),
+        ("ui.yaml", "cause_buttons_per_row: 2", "cause_buttons_per_row: 9", "per_row: 9", "a whole number 1-8"),
+        ("known.yaml", "  - id: login\n", "  - id: other\n", "id: other", "'other' is reserved"),
+    ],
+)
+def test_a_broken_language_live_line_number_or_layout_names_file_and_line(
+    kb_copy: Path, name: str, old: str, new: str, needle: str, problem: str
+) -> None:
+    path = kb_copy / name
+    edit(path, old, new)
+    problems = problems_of(kb_copy)
+    assert any(p.startswith(f"{path}:{line_of(path, needle)}: ") and problem in p for p in problems), problems
+
+
+def test_a_declared_language_is_required_of_every_text(kb_copy: Path) -> None:
+    edit(kb_copy / "languages.yaml", "  zh:\n", "  fr:\n    name: Français\n    time_zone: Europe/Paris\n  zh:\n")
+    problems = "\n".join(problems_of(kb_copy))
+    path = kb_copy / "network.yaml"
+    assert f"{path}:{line_of(path, 'title:') + 1}: 'network' title is missing 'fr'" in problems
+
+
+def test_a_knowledge_base_without_languages_says_so_once(kb_copy: Path) -> None:
+    (kb_copy / "languages.yaml").unlink()
+    assert problems_of(kb_copy) == [f"{kb_copy}: no file with kind: languages (the shipped one is languages.yaml)"]
+
+
+def test_two_causes_with_one_number_are_reported(kb_copy: Path) -> None:
+    edit(kb_copy / "service.yaml", "number: 2\n", "number: 1\n")
+    expected = (
+        f"{kb_copy}: the 4 causes must be numbered 1-4 once each, got network 1, service 1, capacity 3, context 4"
+    )
+    assert expected in problems_of(kb_copy)
+
+
+def test_also_naming_no_cause_is_reported_at_its_signature(kb_copy: Path) -> None:
+    path = kb_copy / "service.yaml"
+    edit(path, "signatures:\n", "signatures:\n  - text: Claude went fishing for a while\n    also: weather\n")
+    assert f"{path}:{line_of(path, 'went fishing')}: 'also' must name another cause, got 'weather'" in problems_of(
+        kb_copy
+    )

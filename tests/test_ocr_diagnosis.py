@@ -25,7 +25,7 @@ import pytest
 pytest.importorskip("PIL", reason="OCR extra not installed (pip install 'claude-doctor[ocr]'): no Pillow")
 
 from bot.core.evaluate import Case, is_correct, load_cases
-from bot.core.knowledge import CAUSE_IDS
+from bot.core.knowledge import load_knowledge
 from bot.core.matcher import Diagnosis, get_matcher
 from bot.services.ocr import OcrService
 from tests import screenshots
@@ -37,6 +37,7 @@ MAX_CHARS = 160  # short texts keep the images small and the test fast
 ERRORS_PER_CAUSE = 6
 CHATTER_SHOTS = 8
 REQUIRED_ACCURACY = 0.90
+CAUSE_IDS = load_knowledge().cause_ids
 
 # (name, Shot options). Six, so that each cause is drawn once in every style.
 VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (

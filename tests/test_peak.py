@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from bot.core.peak import PeakState, PeakWindow, default_tz, peak_state, resolve_tz
+from bot.core.peak import PeakState, PeakWindow, peak_state, resolve_tz
 
 LA = ZoneInfo("America/Los_Angeles")
 SH = ZoneInfo("Asia/Shanghai")
@@ -212,17 +212,3 @@ def test_resolve_tz_rejects(name: str) -> None:
 def test_resolve_tz_accepts(name: str, key: str) -> None:
     assert resolve_tz(name) == ZoneInfo(key)
     assert resolve_tz(name).key == key
-
-
-@pytest.mark.parametrize(
-    ("lang", "key"),
-    [
-        ("zh", "Asia/Shanghai"),
-        ("zh-hans", "Asia/Shanghai"),
-        ("zh-TW", "Asia/Shanghai"),
-        ("en", "UTC"),
-        ("", "UTC"),
-    ],
-)
-def test_default_tz(lang: str, key: str) -> None:
-    assert default_tz(lang).key == key

@@ -1,4 +1,4 @@
-"""Measure the matcher on a labelled corpus: accuracy on the four causes, false positives, a confusion table."""
+"""Measure the matcher on a labelled corpus: accuracy on the causes, false positives, a confusion table."""
 
 from __future__ import annotations
 
@@ -10,12 +10,24 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.core.knowledge import CAUSE_IDS
+from bot.core.knowledge import KnowledgeBase, default_knowledge
 from bot.core.matcher import Diagnosis, Matcher
 from bot.core.normalize import HANGUL, KANA, has_cjk
 
-LABELS = (*CAUSE_IDS, "other", "none")
-PREDICTIONS = (*CAUSE_IDS, "known", "none")
+# Labels beside the causes: a real error that is none of them, and chatter.
+NON_CAUSE_LABELS = ("other", "none")
+# Answers beside the causes: a known non-cause, and nothing.
+NON_CAUSE_ANSWERS = ("known", "none")
+
+
+def labels(kb: KnowledgeBase) -> tuple[str, ...]:
+    """What a corpus case may be labelled: the knowledge base's causes, 'other' and 'none'."""
+    return (*kb.cause_ids, *NON_CAUSE_LABELS)
+
+
+def predictions(kb: KnowledgeBase) -> tuple[str, ...]:
+    """The confusion table's columns: the causes, 'known' and 'none'."""
+    return (*kb.cause_ids, *NON_CAUSE_ANSWERS)
 
 
 @dataclass(frozen=True)
@@ -33,8 +45,9 @@ class Case:
         return self.causes[0]
 
 
-def load_cases(path: str | Path) -> list[Case]:
-    """Read a corpus: JSON Lines ({"causes": [...], "text": ...}) or the research TSV (causes, message, ...)."""
+def load_cases(path: str | Path, kb: KnowledgeBase | None = None) -> list[Case]:
+    """Read a corpus: JSON Lines ({"causes": [...], "text": ...}) or the research TSV (causes, message, ...), with
+    labels from `kb` (default: `default_knowledge()`)."""
     path = Path(path)
     cases: list[Case] = []
     if path.suffix == ".tsv":
@@ -56,8 +69,9 @@ def load_cases(path: str | Path) -> list[Case]:
             kind = obj.get("kind", "")
             lang = obj.get("lang") or text_lang(text, kind)
             cases.append(Case(causes, text, kind, lang, obj.get("source", "")))
+    known = labels(kb or default_knowledge())
     for case in cases:
-        bad = [c for c in case.causes if c not in LABELS]
+        bad = [c for c in case.causes if c not in known]
         if bad or not case.causes:
             raise ValueError(f"{path}: unknown label(s) {bad} for {case.text[:60]!r}")
     return cases
@@ -98,8 +112,9 @@ def is_correct(case: Case, d: Diagnosis) -> bool:
 
 @dataclass
 class Report:
-    """The figures of one evaluation run."""
+    """The figures of one evaluation run over the causes `causes` (a knowledge base's ids, in order)."""
 
+    causes: tuple[str, ...] = ()
     total: int = 0
     cause_cases: int = 0
     cause_correct: int = 0
@@ -131,7 +146,7 @@ class Report:
         truth = pred if d.cause is not None and d.cause in case.causes else case.label
         self.confusion[(truth, pred)] += 1
         ok = is_correct(case, d)
-        if case.label in CAUSE_IDS:
+        if case.label in self.causes:
             self.cause_cases += 1
             self.cause_correct += ok
         else:
@@ -151,14 +166,15 @@ class Report:
         )
         out.append("")
         out.append(f"{'cause':<10} {'precision':>9} {'recall':>7}")
-        for cause in CAUSE_IDS:
+        for cause in self.causes:
             p, r = self.precision_recall(cause)
             out.append(f"{cause:<10} {p:>9.1%} {r:>7.1%}")
         out.append("")
         out.append("confusion (rows: label, columns: answer)")
-        out.append(f"{'':<9}" + "".join(f"{p:>10}" for p in PREDICTIONS))
-        for t in LABELS:
-            out.append(f"{t:<9}" + "".join(f"{self.confusion[(t, p)]:>10}" for p in PREDICTIONS))
+        columns = (*self.causes, *NON_CAUSE_ANSWERS)
+        out.append(f"{'':<9}" + "".join(f"{p:>10}" for p in columns))
+        for t in (*self.causes, *NON_CAUSE_LABELS):
+            out.append(f"{t:<9}" + "".join(f"{self.confusion[(t, p)]:>10}" for p in columns))
         if show_misses and self.misses:
             out.append("")
             out.append("misses:")
@@ -170,7 +186,7 @@ class Report:
 
 def evaluate(matcher: Matcher, cases: Iterable[Case], threshold: float | None = None) -> Report:
     """Diagnose every case and tally the figures."""
-    report = Report()
+    report = Report(matcher.kb.cause_ids)
     for case in cases:
         report.add(case, matcher.diagnose(case.text, threshold=threshold))
     return report
@@ -221,11 +237,13 @@ def _share(n: int, of: int) -> str:
 
 def evaluate_levels(matcher: Matcher, cases: Iterable[Case]) -> Levels:
     """Diagnose every case once and tally it at both confidence levels, overall and per language."""
-    levels = Levels()
+    causes = matcher.kb.cause_ids
+    levels = Levels(Report(causes), Report(causes))
     asked, strict = matcher.kb.thresholds.asked, matcher.kb.thresholds.strict
     for case in cases:
         d = matcher.diagnose(case.text, threshold=0.0)
-        lang = levels.by_lang.setdefault(case.lang or text_lang(case.text, case.kind), (Report(), Report()))
+        key = case.lang or text_lang(case.text, case.kind)
+        lang = levels.by_lang.setdefault(key, (Report(causes), Report(causes)))
         for report, lang_report, threshold in ((levels.asked, lang[0], asked), (levels.strict, lang[1], strict)):
             verdict = at_level(d, threshold)
             report.add(case, verdict)

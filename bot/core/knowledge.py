@@ -14,13 +14,22 @@ from typing import Any
 import yaml
 
 from bot.core.normalize import LETTERS, clean, compact, weight
+from bot.core.peak import resolve_tz
 
-LANGS = ("zh", "en")
-CAUSE_IDS = ("network", "service", "capacity", "context")
 # Without one of these the bot still starts but behaves differently (no thresholds, no other programs' errors), so a
 # knowledge base lacking one is broken rather than smaller.
-REQUIRED_KINDS = ("known", "strings", "matcher", "peak")
+REQUIRED_KINDS = ("languages", "known", "strings", "matcher", "peak")
+# Script variants the code derives from a base language by conversion (replies.localize, with OpenCC), so they need no
+# texts of their own: a languages file may offer one under the language it is converted from.
+SCRIPT_CONVERSIONS = {"zh-hant": "zh"}
+# The live lines a cause may carry under its diagnosis: the status page's, and the peak hours'.
+LIVE_LINES = ("status", "peak")
+# Telegram shows at most eight buttons in a row.
+MAX_BUTTONS_PER_ROW = 8
+_LANG_CODE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})*$")
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
+# The evaluation's labels and answers beside the causes: an entry named so could not be told from them.
+_RESERVED_IDS = ("other", "none", "known")
 _TOKEN = re.compile(r"^[a-z][a-z0-9_]*$")
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 # YAML folds a line break into a space, which is wrong between two Chinese characters.
@@ -79,10 +88,29 @@ class Entry:
     fix: dict[str, tuple[str, ...]] | None = None
     answer: Localized | None = None
     variants: tuple[Variant, ...] = ()
+    # Which live lines (LIVE_LINES) a diagnosis of this cause carries.
+    live: frozenset[str] = frozenset()
 
     def variant(self, variant_id: str | None) -> Variant | None:
         """The variant with this id, if the entry has it."""
         return next((v for v in self.variants if v.id == variant_id), None)
+
+
+@dataclass(frozen=True)
+class Language:
+    """A language replies are written in: a base language, in which every text is written, or a script variant
+    converted from one (`base` names it; a base language's `base` is itself)."""
+
+    code: str
+    name: str
+    base: str
+    time_zone: str
+    # Other language codes (Telegram's, a locale's) answered in this language, such as zh-tw for zh-hant.
+    also: tuple[str, ...] = ()
+
+    @property
+    def is_variant(self) -> bool:
+        return self.base != self.code
 
 
 @dataclass(frozen=True)
@@ -180,19 +208,72 @@ class KnowledgeBase:
     terse_words: int = 6
     peak: dict[str, Any] | None = None
     triage: Triage | None = None
+    # Every reply language, the base languages first in their declared order, then the script variants.
+    language_table: tuple[Language, ...] = ()
+    default_language: str = ""
+    cause_buttons_per_row: int = 2
     _by_id: dict[str, Entry] = field(default_factory=dict, repr=False)
 
     def entry(self, entry_id: str) -> Entry:
         """The cause or known entry with this id."""
         return self._by_id[entry_id]
 
+    @property
+    def cause_ids(self) -> tuple[str, ...]:
+        """The causes' ids in the order of their numbers."""
+        return tuple(c.id for c in self.causes)
+
     def cause_by_number(self, number: int) -> Entry | None:
-        """The cause numbered as in the article (1-4), if any."""
+        """The cause with this number (1 to the number of causes), if any."""
         return next((c for c in self.causes if c.number == number), None)
 
+    def wants_status(self, cause_id: str | None) -> bool:
+        """Whether a diagnosis of this cause carries the live status line (so the status page is worth asking)."""
+        entry = self._by_id.get(cause_id or "")
+        return entry is not None and "status" in entry.live
+
+    def wants_peak(self, cause_id: str | None) -> bool:
+        """Whether a diagnosis of this cause carries the peak-hours line."""
+        entry = self._by_id.get(cause_id or "")
+        return entry is not None and "peak" in entry.live
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """The base languages: those every text of the knowledge base is written in, in their declared order."""
+        return tuple(lang.code for lang in self.language_table if not lang.is_variant)
+
+    @property
+    def reply_languages(self) -> tuple[str, ...]:
+        """Every language a reply can be in: the base languages, then the script variants converted from them."""
+        return tuple(lang.code for lang in self.language_table)
+
+    def language(self, code: str) -> Language:
+        """The reply language `code` resolves to (the default language for one the knowledge base lacks)."""
+        wanted = self.resolve_lang(code)
+        return next(lang for lang in self.language_table if lang.code == wanted)
+
+    def resolve_lang(self, code: str | None) -> str:
+        """The reply language for a Telegram language code or a locale ('zh-TW', 'de_DE.UTF-8'): the language
+        whose code or other codes match it most closely, else the default language."""
+        tag = (code or "").strip().lower().replace("_", "-").split(".")[0].split("@")[0]
+        best, best_len = self.default_language, 0
+        for lang in self.language_table:
+            for known in (lang.code, *lang.also):
+                if (tag == known or tag.startswith(known + "-")) and len(known) > best_len:
+                    best, best_len = lang.code, len(known)
+        return best
+
+    def base_lang(self, lang: str | None) -> str:
+        """The base language the texts for a reply language are taken from (zh for zh-hant)."""
+        return self.language(lang or "").base
+
+    def time_zone(self, lang: str | None) -> str:
+        """The time zone assumed for a reader of this language until they choose one."""
+        return self.language(lang or "").time_zone
+
     def text(self, key: str, lang: str, **values: object) -> str:
-        """A UI string in the language ('zh' or 'en'), with its {placeholders} filled in."""
-        template = self.strings[key][base_lang(lang)]
+        """A UI string in the language (its base language's text), with its {placeholders} filled in."""
+        template = self.strings[key][self.base_lang(lang)]
         return template.format(**values) if values else template
 
     @property
@@ -200,9 +281,20 @@ class KnowledgeBase:
         return sum(len(e.signatures) for e in (*self.causes, *self.known))
 
 
-def base_lang(lang: str) -> str:
-    """The knowledge base's language for a user language: Chinese variants use 'zh', everything else 'en'."""
-    return "zh" if lang.lower().startswith("zh") else "en"
+def base_lang(lang: str, kb: KnowledgeBase | None = None) -> str:
+    """The base language of a reply language in `kb` (default: `default_knowledge()`); see KnowledgeBase.base_lang."""
+    return (kb or default_knowledge()).base_lang(lang)
+
+
+_DEFAULT_KB: dict[str, KnowledgeBase] = {}
+
+
+def default_knowledge() -> KnowledgeBase:
+    """The knowledge base of `default_knowledge_dir()`, loaded once: for callers that were not handed one."""
+    key = str(default_knowledge_dir().resolve())
+    if key not in _DEFAULT_KB:
+        _DEFAULT_KB[key] = load_knowledge(key)
+    return _DEFAULT_KB[key]
 
 
 def shipped_knowledge_dir() -> Path:
@@ -245,8 +337,20 @@ def load_knowledge(directory: str | os.PathLike[str] | None = None) -> Knowledge
     if not files:
         raise KnowledgeError([f"{root}: no *.yaml files in the knowledge directory"])
     acc = _Accumulator(problems)
-    for path in files:
-        _FileReader(path, acc).read()
+    parsed = [(reader, reader.parse()) for reader in (_FileReader(path, acc) for path in files)]
+    # The languages come first: every text of the other files is checked against them.
+    parsed.sort(key=lambda item: item[1] is None or item[1][2] != "languages")
+    for reader, found in parsed:
+        if found is not None and found[2] == "languages":
+            reader.dispatch(*found)
+    if not acc.language_table:
+        # Without the languages every text would be reported as wrong: say what keeps them from being read alone.
+        if not problems:
+            problems.append(f"{root}: no file with kind: languages (the shipped one is {_KIND_FILES['languages']})")
+        raise KnowledgeError(problems)
+    for reader, found in parsed:
+        if found is not None and found[2] != "languages":
+            reader.dispatch(*found)
     acc.check_whole(root)
     if problems:
         raise KnowledgeError(problems)
@@ -262,6 +366,9 @@ def load_knowledge(directory: str | os.PathLike[str] | None = None) -> Knowledge
         terse_words=acc.terse_words,
         peak=acc.peak,
         triage=acc.triage,
+        language_table=acc.language_table,
+        default_language=acc.default_language,
+        cause_buttons_per_row=acc.cause_buttons_per_row or 2,
         _by_id=by_id,
     )
 
@@ -286,6 +393,15 @@ class _Accumulator:
         self.signatures: dict[str, tuple[str, str]] = {}
         self.string_places: dict[str, str] = {}
         self.kinds: set[str] = set()
+        self.language_table: tuple[Language, ...] = ()
+        self.default_language = ""
+        # Set by at most one strings file; where, so a second one can be told where the first is.
+        self.cause_buttons_per_row: int | None = None
+        self.layout_place = ""
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        return tuple(lang.code for lang in self.language_table if not lang.is_variant)
 
     def add_entry(self, entry: Entry, where: str, sig_places: list[str]) -> None:
         if entry.id in self.ids:
@@ -308,25 +424,30 @@ class _Accumulator:
         if self.problems:
             # A cause whose file is broken would also show up as "missing": say each problem once.
             return
-        ids = {c.id for c in self.causes}
-        for missing in CAUSE_IDS:
-            if missing not in ids:
-                self.problems.append(f"{root}: the cause '{missing}' is missing (needs a file with kind: cause)")
+        if not self.causes:
+            self.problems.append(f"{root}: no cause (a file with kind: cause, such as network.yaml)")
         for kind in REQUIRED_KINDS:
             if kind not in self.kinds:
                 self.problems.append(f"{root}: no file with kind: {kind} (the shipped one is {_KIND_FILES[kind]})")
-        numbers = sorted(c.number or 0 for c in self.causes)
-        if ids == set(CAUSE_IDS) and numbers != [1, 2, 3, 4]:
-            self.problems.append(f"{root}: the causes must be numbered 1-4 once each, got {numbers}")
+        self.check_numbers(root)
+        ids = {c.id for c in self.causes}
         for c in self.causes:
             for sig in c.signatures:
-                if sig.also is not None and sig.also not in CAUSE_IDS:
-                    self.problems.append(f"{root}: signature of '{c.id}' names unknown cause '{sig.also}'")
+                if sig.also is not None and (sig.also not in ids or sig.also == c.id):
+                    place = self.signatures[sig.compact][1]
+                    self.problems.append(f"{place}: 'also' must name another cause, got '{sig.also}'")
         for key in sorted(_required_strings(root)):
             if key not in self.strings:
                 self.problems.append(f"{root}: the UI string '{key}' is missing (add it to a kind: strings file)")
         if self.triage is not None:
             self.check_triage(self.triage)
+
+    def check_numbers(self, root: Path) -> None:
+        """The causes are numbered 1 to their count, once each: the numbers are how /fix and the buttons name them."""
+        count = len(self.causes)
+        if sorted(c.number or 0 for c in self.causes) != list(range(1, count + 1)):
+            got = ", ".join(f"{c.id} {c.number}" for c in sorted(self.causes, key=lambda c: c.number or 0))
+            self.problems.append(f"{root}: the {count} causes must be numbered 1-{count} once each, got {got}")
 
     def check_triage(self, triage: Triage) -> None:
         """Every answer leads somewhere that exists, and no path asks more than TRIAGE_DEPTH questions."""
@@ -367,6 +488,8 @@ class _FileReader:
         self.path = path
         self.acc = acc
         self.name = str(path)
+        # Each language code, with where it was given: one code for two languages would make the choice arbitrary.
+        self.codes: dict[str, str] = {}
 
     def at(self, node: yaml.Node) -> str:
         return f"{self.name}:{node.start_mark.line + 1}"
@@ -374,12 +497,13 @@ class _FileReader:
     def problem(self, node: yaml.Node, message: str) -> None:
         self.acc.problems.append(f"{self.at(node)}: {message}")
 
-    def read(self) -> None:
+    def parse(self) -> tuple[yaml.MappingNode, dict[str, tuple[yaml.Node, yaml.Node]], str] | None:
+        """The file's root, its fields and its kind, or None (with the problem noted) if it has none of them."""
         try:
             text = self.path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             self.acc.problems.append(f"{self.name}: cannot read: {exc}")
-            return
+            return None
         try:
             root = yaml.compose(text, Loader=_YAML_LOADER)
         except yaml.YAMLError as exc:
@@ -387,32 +511,38 @@ class _FileReader:
             line = f":{mark.line + 1}" if mark is not None else ""
             reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
             self.acc.problems.append(f"{self.name}{line}: invalid YAML: {reason}")
-            return
+            return None
         if root is None:
             self.acc.problems.append(f"{self.name}:1: the file is empty")
-            return
+            return None
         fields = self.mapping(root, "the file")
         if fields is None:
-            return
+            return None
         kind_node = fields.get("kind")
         if kind_node is None:
-            self.problem(root, "missing 'kind' (one of: cause, known, strings, matcher, peak)")
-            return
-        kind = self.scalar(kind_node[1], "kind")
-        readers: dict[str, Callable[[yaml.MappingNode, dict[str, tuple[yaml.Node, yaml.Node]]], None]] = {
+            self.problem(root, f"missing 'kind' (one of: {', '.join(self.readers())})")
+            return None
+        kind = str(self.scalar(kind_node[1], "kind"))
+        if kind not in self.readers():
+            self.problem(kind_node[1], f"unknown kind '{kind}' (one of: {', '.join(self.readers())})")
+            return None
+        return root, fields, kind  # type: ignore[return-value]
+
+    def readers(self) -> dict[str, Callable[[yaml.MappingNode, dict[str, tuple[yaml.Node, yaml.Node]]], None]]:
+        return {
             "cause": self.read_cause,
             "known": self.read_known,
             "strings": self.read_strings,
             "matcher": self.read_matcher,
             "peak": self.read_peak,
             "triage": self.read_triage,
+            "languages": self.read_languages,
         }
-        reader = readers.get(str(kind))
-        if reader is None:
-            self.problem(kind_node[1], f"unknown kind '{kind}' (one of: {', '.join(readers)})")
-            return
-        self.acc.kinds.add(str(kind))
-        reader(root, fields)  # type: ignore[arg-type]
+
+    def dispatch(self, root: yaml.MappingNode, fields: dict[str, tuple[yaml.Node, yaml.Node]], kind: str) -> None:
+        """Read a parsed file by its kind."""
+        self.acc.kinds.add(kind)
+        self.readers()[kind](root, fields)
 
     # --- generic node checks -------------------------------------------------------------------------
 
@@ -472,13 +602,13 @@ class _FileReader:
         fields = self.mapping(node, what)
         if fields is None:
             return None
-        if not self.keys(node, fields, what, LANGS):
+        languages = self.acc.languages
+        if not self.keys(node, fields, what, languages):
             return None
-        out = {lang: self.string(fields[lang][1], f"{what} ({lang})") for lang in LANGS}
-        if out["zh"] is None or out["en"] is None:
+        out = {lang: self.string(fields[lang][1], f"{what} ({lang})") for lang in languages}
+        if any(text is None for text in out.values()):
             return None
-        out["zh"] = _CJK_FOLD.sub("", out["zh"])
-        return out  # type: ignore[return-value]
+        return {lang: _CJK_FOLD.sub("", text) for lang, text in out.items() if text is not None}
 
     def string_list(self, node: yaml.Node, what: str) -> list[tuple[str, yaml.Node]] | None:
         if not isinstance(node, yaml.SequenceNode):
@@ -522,7 +652,7 @@ class _FileReader:
         common_optional = ("evidence", "cues", "signatures")
         if kind == "cause":
             required = ("kind", "id", "number", "name", "title", "explanation", "fix", "signatures")
-            if not self.keys(node, fields, what, required, ("aliases", "evidence", "cues", "variants")):
+            if not self.keys(node, fields, what, required, ("aliases", "evidence", "cues", "variants", "live")):
                 return
         elif not self.keys(node, fields, what, ("id", "title", "answer"), common_optional):
             return
@@ -532,11 +662,8 @@ class _FileReader:
         if not _ID.match(entry_id):
             self.problem(fields["id"][1], f"id '{entry_id}' must be lower case letters, digits and _")
             return
-        if kind == "cause" and entry_id not in CAUSE_IDS:
-            self.problem(fields["id"][1], f"a cause's id must be one of {', '.join(CAUSE_IDS)}, got '{entry_id}'")
-            return
-        if kind == "known" and entry_id in CAUSE_IDS:
-            self.problem(fields["id"][1], f"'{entry_id}' is a cause; known errors need other ids")
+        if entry_id in _RESERVED_IDS:
+            self.problem(fields["id"][1], f"'{entry_id}' is reserved (it labels corpora); use another id")
             return
         what = f"'{entry_id}'"
         title = self.localized(fields["title"][1], f"{what} title")
@@ -546,10 +673,15 @@ class _FileReader:
         values: dict[str, Any] = {}
         if kind == "cause":
             number = self.scalar(fields["number"][1], f"{what} number")
-            if not isinstance(number, int) or isinstance(number, bool) or not 1 <= number <= 4:
-                self.problem(fields["number"][1], f"{what} number must be 1, 2, 3 or 4, got {number!r}")
+            if not isinstance(number, int) or isinstance(number, bool) or number < 1:
+                self.problem(fields["number"][1], f"{what} number must be a whole number from 1, got {number!r}")
                 return
             values["number"] = number
+            if "live" in fields:
+                live = self.read_live(fields["live"][1], what)
+                if live is None:
+                    return
+                values["live"] = live
             values["name"] = self.localized(fields["name"][1], f"{what} name")
             values["explanation"] = self.localized(fields["explanation"][1], f"{what} explanation")
             values["fix"] = self.read_fix(fields["fix"][1], what)
@@ -586,6 +718,18 @@ class _FileReader:
         )
         self.acc.add_entry(entry, self.at(fields["id"][1]), places)
 
+    def read_live(self, node: yaml.Node, what: str) -> frozenset[str] | None:
+        if isinstance(node, yaml.SequenceNode) and not node.value:
+            return frozenset()
+        items = self.string_list(node, f"{what} live")
+        if items is None:
+            return None
+        for line, item in items:
+            if line not in LIVE_LINES:
+                self.problem(item, f"{what} live: '{line}' is not a live line (one of: {', '.join(LIVE_LINES)})")
+                return None
+        return frozenset(line for line, _ in items)
+
     def read_variants(self, node: yaml.Node, what: str) -> tuple[Variant, ...] | None:
         fields = self.mapping(node, f"{what} variants")
         if fields is None:
@@ -609,10 +753,10 @@ class _FileReader:
 
     def read_fix(self, node: yaml.Node, what: str) -> dict[str, tuple[str, ...]] | None:
         fields = self.mapping(node, f"{what} fix")
-        if fields is None or not self.keys(node, fields, f"{what} fix", LANGS):
+        if fields is None or not self.keys(node, fields, f"{what} fix", self.acc.languages):
             return None
         out: dict[str, tuple[str, ...]] = {}
-        for lang in LANGS:
+        for lang in self.acc.languages:
             steps = self.string_list(fields[lang][1], f"{what} fix ({lang})")
             if steps is None:
                 return None
@@ -641,7 +785,8 @@ class _FileReader:
                 text_node = sub["text"][1]
                 if "also" in sub:
                     also = self.string(sub["also"][1], "a signature's 'also'")
-                    if also is not None and (also not in CAUSE_IDS or also == entry_id or kind != "cause"):
+                    # Whether it names another cause is checked once every cause is read.
+                    if also is not None and kind != "cause":
                         self.problem(sub["also"][1], f"'also' must name another cause, got '{also}'")
                         continue
             text = self.string(text_node, f"a signature of '{entry_id}'")
@@ -769,9 +914,85 @@ class _FileReader:
             return None
         return TriageOption(label, values.get("next"), values.get("cause"), values.get("kind"))
 
-    def read_strings(self, root: yaml.MappingNode, fields: dict[str, tuple[yaml.Node, yaml.Node]]) -> None:
-        if not self.keys(root, fields, "a strings file", ("kind", "strings")):
+    def read_languages(self, root: yaml.MappingNode, fields: dict[str, tuple[yaml.Node, yaml.Node]]) -> None:
+        if not self.keys(root, fields, "the languages file", ("kind", "default", "languages")):
             return
+        if self.acc.language_table:
+            self.problem(root, "a second languages file: only one kind: languages file is allowed")
+            return
+        table: list[Language] = []
+        variants: list[Language] = []
+        for code, (key_node, node) in (self.mapping(fields["languages"][1], "'languages'") or {}).items():
+            language = self.read_language(key_node, node, code, None)
+            if language is None:
+                return
+            table.append(language)
+            variants_node = _field(node, "variants")
+            offered = self.mapping(variants_node, f"variants of '{code}'") if variants_node is not None else {}
+            for variant_code, (v_key, v_node) in (offered or {}).items():
+                variant = self.read_language(v_key, v_node, variant_code, language)
+                if variant is None:
+                    return
+                variants.append(variant)
+        if not table:
+            self.problem(fields["languages"][1], "'languages' names no language")
+            return
+        default = self.string(fields["default"][1], "default")
+        if default not in {lang.code for lang in table}:
+            self.problem(fields["default"][1], f"the default language '{default}' is not one of 'languages'")
+            return
+        self.acc.language_table = (*table, *variants)
+        self.acc.default_language = str(default)
+
+    def read_language(self, key_node: yaml.Node, node: yaml.Node, code: str, base: Language | None) -> Language | None:
+        """One language (a variant when `base` is given): its name, its default time zone and its other codes."""
+        what = f"language '{code}'" if base is None else f"variant '{code}' of '{base.code}'"
+        if not _LANG_CODE.match(code):
+            self.problem(key_node, f"{what}: a language code is lower case, like en, zh or zh-hant")
+            return None
+        if base is not None and SCRIPT_CONVERSIONS.get(code) != base.code:
+            known = ", ".join(f"{v} (of {b})" for v, b in SCRIPT_CONVERSIONS.items())
+            self.problem(key_node, f"{what}: no conversion makes it; the code converts to: {known}")
+            return None
+        parts = self.mapping(node, what)
+        optional = ("also", "time_zone") + (("variants",) if base is None else ())
+        if parts is None or not self.keys(node, parts, what, ("name",) if base else ("name", "time_zone"), optional):
+            return None
+        name = self.string(parts["name"][1], f"{what} name")
+        zone = self.string(parts["time_zone"][1], f"{what} time_zone") if "time_zone" in parts else None
+        also = self.string_list(parts["also"][1], f"{what} also") if "also" in parts else []
+        if name is None or also is None or (zone is None and base is None):
+            return None
+        try:
+            zone = resolve_tz(zone).key if zone is not None else base.time_zone  # type: ignore[union-attr]
+        except ValueError as exc:
+            self.problem(parts["time_zone"][1], f"{what} time_zone: {exc}")
+            return None
+        for other, item in ((code, key_node), *also):
+            if not _LANG_CODE.match(other.lower()):
+                self.problem(item, f"{what}: '{other}' is not a language code")
+                return None
+            if other.lower() in self.codes:
+                self.problem(item, f"{what}: the code '{other}' is given twice (also at {self.codes[other.lower()]})")
+                return None
+            self.codes[other.lower()] = self.at(item)
+        return Language(code, name, code if base is None else base.code, zone, tuple(a.lower() for a, _ in also))
+
+    def read_strings(self, root: yaml.MappingNode, fields: dict[str, tuple[yaml.Node, yaml.Node]]) -> None:
+        if not self.keys(root, fields, "a strings file", ("kind", "strings"), ("cause_buttons_per_row",)):
+            return
+        if "cause_buttons_per_row" in fields:
+            node = fields["cause_buttons_per_row"][1]
+            count = self.scalar(node, "cause_buttons_per_row")
+            if self.acc.cause_buttons_per_row is not None:
+                self.problem(node, f"cause_buttons_per_row is set twice (also at {self.acc.layout_place})")
+            elif isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_BUTTONS_PER_ROW:
+                self.problem(
+                    node, f"cause_buttons_per_row must be a whole number 1-{MAX_BUTTONS_PER_ROW}, got {count!r}"
+                )
+            else:
+                self.acc.cause_buttons_per_row = count
+                self.acc.layout_place = self.at(node)
         sub = self.mapping(fields["strings"][1], "'strings'")
         for key, (key_node, value_node) in (sub or {}).items():
             if key in self.acc.string_places:
@@ -781,8 +1002,10 @@ class _FileReader:
             if value is None:
                 continue
             names = {lang: set(_PLACEHOLDER.findall(v)) for lang, v in value.items()}
-            if names["zh"] != names["en"]:
-                self.problem(value_node, f"string '{key}': zh and en use different {{placeholders}}")
+            first = self.acc.languages[0]
+            differ = [lang for lang in names if names[lang] != names[first]]
+            if differ:
+                self.problem(value_node, f"string '{key}': {first} and {differ[0]} use different {{placeholders}}")
                 continue
             self.acc.string_places[key] = self.at(key_node)
             self.acc.strings[key] = value
@@ -850,7 +1073,20 @@ class _FileReader:
         self.acc.peak = data
 
 
-_KIND_FILES = {"known": "known.yaml", "strings": "ui.yaml", "matcher": "matcher.yaml", "peak": "peak.yaml"}
+def _field(node: yaml.Node, key: str) -> yaml.Node | None:
+    """The value of `key` in a mapping node (already checked), or None."""
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    return next((v for k, v in node.value if str(k.value) == key), None)
+
+
+_KIND_FILES = {
+    "languages": "languages.yaml",
+    "known": "known.yaml",
+    "strings": "ui.yaml",
+    "matcher": "matcher.yaml",
+    "peak": "peak.yaml",
+}
 
 
 def _required_strings(root: Path) -> set[str]:

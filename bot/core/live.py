@@ -9,18 +9,15 @@ import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from bot.core.knowledge import KnowledgeBase
+from bot.core.knowledge import KnowledgeBase, default_knowledge
 from bot.core.matcher import Diagnosis
 from bot.core.notify import Event, EventKind
-from bot.core.peak import PeakWindow, default_tz, peak_state, resolve_tz
+from bot.core.peak import PeakWindow, peak_state, resolve_tz
 from bot.core.replies import Markup, localize
 from bot.core.statuspage import Incident, StatusSummary
 
 log = logging.getLogger(__name__)
 
-# Causes whose diagnosis carries the live status line, and those that carry the peak-hours line.
-STATUS_CAUSES = frozenset({"service", "capacity"})
-PEAK_CAUSES = frozenset({"capacity", "context"})
 # The longest a diagnosis may wait for the status page; past it the answer goes out without the line.
 LIVE_WAIT = 2.0
 # An incident update is a paragraph or two; a runaway one must not crowd out the rest of a message.
@@ -32,9 +29,10 @@ NAME_LIMIT = 200
 _SEVERITY = ("critical", "major", "minor", "none", "maintenance")
 
 
-def wants_status(diagnosis: Diagnosis | None) -> bool:
-    """Whether this diagnosis is decorated with the live status line (so the page is worth asking)."""
-    return diagnosis is not None and diagnosis.cause in STATUS_CAUSES
+def wants_status(diagnosis: Diagnosis | None, kb: KnowledgeBase | None = None) -> bool:
+    """Whether this diagnosis is decorated with the live status line (so the page is worth asking), by its cause's
+    `live` field in `kb` (default: `default_knowledge()`)."""
+    return diagnosis is not None and (kb or default_knowledge()).wants_status(diagnosis.cause)
 
 
 def peak_window(kb: KnowledgeBase) -> PeakWindow | None:
@@ -48,14 +46,15 @@ def peak_window(kb: KnowledgeBase) -> PeakWindow | None:
         return None
 
 
-def user_zone(name: str | None, lang: str) -> ZoneInfo:
-    """The zone a user chose with /tz, or the default for their language (Asia/Shanghai for Chinese, else UTC)."""
+def user_zone(name: str | None, lang: str, kb: KnowledgeBase | None = None) -> ZoneInfo:
+    """The zone a user chose with /tz, or the one their language assumes in `kb` (default: `default_knowledge()`;
+    the shipped languages.yaml says Asia/Shanghai for Chinese, UTC for English)."""
     if name:
         try:
             return resolve_tz(name)
         except ValueError:
             log.info("stored time zone %r no longer resolves; using the default", name)
-    return default_tz(lang)
+    return ZoneInfo((kb or default_knowledge()).time_zone(lang))
 
 
 class Live:
@@ -65,6 +64,14 @@ class Live:
         self.kb = kb
         self.markup = markup
         self.window = window if window is not None else peak_window(kb)
+
+    def wants_status(self, diagnosis: Diagnosis | None) -> bool:
+        """Whether this diagnosis carries the live status line, so the status page is worth asking."""
+        return diagnosis is not None and self.kb.wants_status(diagnosis.cause)
+
+    def user_zone(self, name: str | None, lang: str) -> ZoneInfo:
+        """The zone a user chose with /tz, or the one their language assumes."""
+        return user_zone(name, lang, self.kb)
 
     # --- building blocks ---------------------------------------------------------------------------
 
@@ -126,12 +133,12 @@ class Live:
     def diagnosis_lines(
         self, diagnosis: Diagnosis, summary: StatusSummary | None, now: datetime, tz: ZoneInfo, lang: str
     ) -> tuple[str, ...]:
-        """The live lines for a diagnosis: the status line (service, capacity; only when the page answered) and
-        the peak line (capacity, context). Empty for other causes."""
+        """The live lines for a diagnosis, as its cause's `live` field says: the status line (only when the page
+        answered) and the peak line. Empty for a cause with neither."""
         lines: list[str] = []
-        if diagnosis.cause in STATUS_CAUSES and summary is not None:
+        if self.kb.wants_status(diagnosis.cause) and summary is not None:
             lines.append(self.status_line(summary, now, tz, lang))
-        if diagnosis.cause in PEAK_CAUSES:
+        if self.kb.wants_peak(diagnosis.cause):
             peak = self.peak_line(now, tz, lang)
             if peak is not None:
                 lines.append(peak)

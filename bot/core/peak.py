@@ -121,11 +121,6 @@ def resolve_tz(name: str) -> ZoneInfo:
         raise ValueError(unknown) from None
 
 
-def default_tz(lang: str) -> ZoneInfo:
-    """The zone to assume before a user sets one: Asia/Shanghai for Chinese (zh*) users, UTC otherwise."""
-    return ZoneInfo("Asia/Shanghai") if (lang or "").lower().startswith("zh") else ZoneInfo("UTC")
-
-
 @functools.cache
 def _zone_names() -> dict[str, str]:
     # Users type 'asia/shanghai'; map lower-case names to the canonical spelling. Empty if the system

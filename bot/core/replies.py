@@ -9,12 +9,11 @@ from datetime import UTC, datetime
 from enum import Enum
 
 from bot.core.details import Details, until
-from bot.core.knowledge import Entry, KnowledgeBase, base_lang
+from bot.core.knowledge import SCRIPT_CONVERSIONS, Entry, KnowledgeBase, default_knowledge
 from bot.core.matcher import Diagnosis
 from bot.core.normalize import CJK_CHAR, HANGUL, KANA
 
 TELEGRAM_LIMIT = 4096
-_HANT_CODES = ("zh-hant", "zh-tw", "zh-hk", "zh-mo")
 
 
 class Markup(Enum):
@@ -30,19 +29,18 @@ class Markup(Enum):
         return f"<b>{self.esc(text)}</b>" if self is Markup.HTML else text
 
 
-def resolve_lang(code: str | None) -> str:
-    """The reply language for a Telegram language code: 'zh-hant', 'zh' or 'en'."""
-    code = (code or "").lower().replace("_", "-")
-    if any(code == h or code.startswith(h + "-") for h in _HANT_CODES):
-        return "zh-hant"
-    return "zh" if code == "zh" or code.startswith("zh-") else "en"
+def resolve_lang(code: str | None, kb: KnowledgeBase | None = None) -> str:
+    """The reply language of `kb` (default: `default_knowledge()`) for a Telegram language code or a locale, the
+    knowledge base's default language when it has none closer; see KnowledgeBase.resolve_lang."""
+    return (kb or default_knowledge()).resolve_lang(code)
 
 
-def reply_lang_of(text: str) -> str | None:
+def reply_lang_of(text: str, kb: KnowledgeBase | None = None) -> str | None:
     """The language to answer a pasted text in when the text decides it: 'zh-hant' or 'zh' for Chinese
-    (Traditional when more of its characters are Traditional-only than Simplified-only), whoever sent it. None
-    otherwise, and for English too: Claude's errors are English for everyone, so an English paste says nothing
-    about its reader, whose setting decides."""
+    (Traditional when more of its characters are Traditional-only than Simplified-only), whoever sent it, if `kb`
+    (default: `default_knowledge()`) answers in it (else in its base language, else None). None otherwise, and
+    for English too: Claude's errors are English for everyone, so an English paste says nothing about its reader,
+    whose setting decides."""
     if KANA.search(text) or HANGUL.search(text):
         return None
     hanzi = CJK_CHAR.findall(text)
@@ -51,7 +49,9 @@ def reply_lang_of(text: str) -> str | None:
     chars = "".join(hanzi)
     traditional_only = sum(a != b for a, b in zip(chars, _t2s_chars(chars), strict=False))
     simplified_only = sum(a != b for a, b in zip(chars, _s2t().convert(chars), strict=False))
-    return "zh-hant" if traditional_only > simplified_only else "zh"
+    found = "zh-hant" if traditional_only > simplified_only else "zh"
+    offered = (kb or default_knowledge()).reply_languages
+    return next((lang for lang in (found, SCRIPT_CONVERSIONS.get(found)) if lang in offered), None)
 
 
 def _t2s_chars(chars: str) -> str:
@@ -82,7 +82,7 @@ def _cause_block(
     kb: KnowledgeBase, cause: Entry, lang: str, markup: Markup, prefix: str = "", variant: str | None = None
 ) -> list[str]:
     """Heading, why, and the fix steps: those of the `variant` (a kind of the cause with its own advice) if given."""
-    base = base_lang(lang)
+    base = kb.base_lang(lang)
     assert cause.explanation is not None and cause.fix is not None
     heading = kb.text("cause_heading", base, number=cause.number, title=cause.title[base])
     lines = [markup.bold(f"{prefix}{heading}"), markup.esc(cause.explanation[base]), ""]
@@ -104,7 +104,7 @@ def render_cause(kb: KnowledgeBase, cause_id: str, lang: str, markup: Markup = M
     """One cause's page: title, why it happens, numbered fix steps, and each kind's own steps after them."""
     cause = kb.entry(cause_id)
     lines = _cause_block(kb, cause, lang, markup)
-    base = base_lang(lang)
+    base = kb.base_lang(lang)
     for kind in cause.variants:
         lines += [
             "",
@@ -121,7 +121,7 @@ def detail_lines(
     model (for capacity), the retries already made, the request id for support. Empty when it says none of it."""
     if details is None:
         return []
-    base = base_lang(lang)
+    base = kb.base_lang(lang)
     out: list[str] = []
     if details.reset_at is not None and diagnosis.cause == "context":
         left, moment = until(details.reset_at, now), _moment(details.reset_at, now)
@@ -168,7 +168,7 @@ def render_diagnosis(
 ) -> str:
     """The reply to a diagnosed text; the error's own details (if given) and then `extra` lines (already marked
     up) go after the main cause."""
-    base = base_lang(lang)
+    base = kb.base_lang(lang)
     if diagnosis.cause is not None:
         sure = diagnosis.confidence >= kb.thresholds.strict
         prefix = "" if sure else kb.text("likely_prefix", base) + " "
@@ -193,7 +193,7 @@ def render_diagnosis(
 
 def render_causes(kb: KnowledgeBase, lang: str, markup: Markup = Markup.PLAIN) -> str:
     """The four causes, one line each, with how to see a fix."""
-    base = base_lang(lang)
+    base = kb.base_lang(lang)
     lines = [markup.bold(kb.text("causes_intro", base))]
     for cause in kb.causes:
         assert cause.name is not None

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from bot.core.details import Details, extract
-from bot.core.knowledge import KnowledgeBase, base_lang
+from bot.core.knowledge import KnowledgeBase
 from bot.core.live import Live
 from bot.core.matcher import Diagnosis, Matcher
 from bot.core.normalize import clean, compact
@@ -20,6 +21,7 @@ CAUSES_BUTTON = "causes"
 # A triage answer: "tri:<question>:<option>[:<asker's user id>]". The path is in the button itself, so a triage
 # survives a restart with nothing stored; the asker's id keeps a group's buttons for the person who asked.
 TRIAGE_BUTTON = "tri:"
+_LANG_CODE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})*$")
 
 
 @dataclass(frozen=True)
@@ -33,9 +35,10 @@ class TriagePick:
     lang: str | None = None
 
     @classmethod
-    def parse(cls, data: str) -> TriagePick | None:
+    def parse(cls, data: str, kb: KnowledgeBase | None = None) -> TriagePick | None:
         """The pick a button's data encodes ("tri:<question>:<option>:<asker or ->:<lang>", older buttons without
-        the last fields), or None if it is not a well-formed triage button."""
+        the last fields), or None if it is not a well-formed triage button or (given `kb`) names a language `kb`
+        does not answer in. Without `kb` any language code passes; `Responder.triage_pick` refuses one it lacks."""
         if not data.startswith(TRIAGE_BUTTON):
             return None
         parts = data[len(TRIAGE_BUTTON) :].split(":")
@@ -45,13 +48,14 @@ class TriagePick:
         if asker != "-" and not asker.lstrip("-").isdigit():
             return None
         lang = parts[3] if len(parts) > 3 else None
-        if lang is not None and lang not in ("en", "zh", "zh-hant"):
+        if lang is not None and not (_LANG_CODE.match(lang) if kb is None else lang in kb.reply_languages):
             return None
         return cls(parts[0], int(parts[1]), None if asker == "-" else int(asker), lang)
 
     def data(self) -> str:
         asker = "-" if self.asker is None else str(self.asker)
-        return f"{TRIAGE_BUTTON}{self.question}:{self.option}:{asker}:{self.lang or 'en'}"
+        lang = f":{self.lang}" if self.lang else ""
+        return f"{TRIAGE_BUTTON}{self.question}:{self.option}:{asker}{lang}"
 
 
 @dataclass(frozen=True)
@@ -88,7 +92,7 @@ class Responder:
         self.live = Live(self.kb, markup)
 
     def _text(self, key: str, lang: str, **values: object) -> str:
-        return localize(self.markup.esc(self.kb.text(key, base_lang(lang), **values)), lang)
+        return localize(self.markup.esc(self.kb.text(key, lang, **values)), lang)
 
     def _help(self, lang: str) -> str:
         # The live commands' line lives in status.yaml; a knowledge base without it just doesn't mention them.
@@ -104,25 +108,26 @@ class Responder:
         return Answer(self._help(lang), self.cause_buttons(lang))
 
     def causes(self, lang: str) -> Answer:
-        """/causes: the four, one line each, with a button per cause."""
+        """/causes: the causes, one line each, with a button per cause."""
         return Answer(render_causes(self.kb, lang, self.markup), self.cause_buttons(lang))
 
     def cause_buttons(self, lang: str, exclude: str | None = None) -> tuple[tuple[Button, ...], ...]:
-        """One row of buttons opening each cause's fix (all but `exclude`)."""
-        base = base_lang(lang)
+        """Buttons opening each cause's fix (all but `exclude`), as many to a row as the knowledge base says."""
+        base = self.kb.base_lang(lang)
         row = tuple(
             Button(localize(f"{c.number}. {c.name[base]}", lang), CAUSE_BUTTON + c.id)  # type: ignore[index]
             for c in self.kb.causes
             if c.id != exclude
         )
-        return (row[:2], row[2:]) if len(row) > 2 else (row,)
+        size = self.kb.cause_buttons_per_row
+        return tuple(row[i : i + size] for i in range(0, len(row), size)) or ((),)
 
     def cause_page(self, cause_id: str, lang: str) -> Answer:
         """One cause's explanation and fix, with buttons to the other causes."""
         return Answer(render_cause(self.kb, cause_id, lang, self.markup), self.cause_buttons(lang, exclude=cause_id))
 
     def find_cause(self, name: str) -> str | None:
-        """The cause a /fix argument names: a number 1-4, an id, a name or an alias in either language."""
+        """The cause a /fix argument names: its number, id, name (in any language) or an alias."""
         key = clean(name)
         if key.isdigit():
             cause = self.kb.cause_by_number(int(key))
@@ -207,7 +212,7 @@ class Responder:
         triage = self.kb.triage
         assert triage is not None
         q = triage.questions[question or triage.start]
-        base = base_lang(lang)
+        base = self.kb.base_lang(lang)
         rows = tuple(
             (Button(localize(o.label[base], lang), TriagePick(q.id, n, asker, lang).data()),)
             for n, o in enumerate(q.options)
@@ -216,7 +221,10 @@ class Responder:
 
     def triage_pick(self, pick: TriagePick, lang: str) -> Answer | None:
         """Where a triage answer leads: the next question, a cause's answer (with its kind's advice), or how to
-        tell the four apart. None if the button names a question or answer this knowledge base does not have."""
+        tell the causes apart. None if the button names a question, an answer or a language this knowledge base
+        does not have."""
+        if pick.lang is not None and pick.lang not in self.kb.reply_languages:
+            return None
         lang = pick.lang or lang
         triage = self.kb.triage
         q = triage.questions.get(pick.question) if triage is not None else None
