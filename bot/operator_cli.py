@@ -1,25 +1,32 @@
-"""`claude-doctor misses` and `claude-doctor stats`: the operator's view of the bot's record, read from DATA_DIR."""
+"""`claude-doctor misses` and `claude-doctor stats`: the operator's view of the bot's record, read from the store
+(SQLite in DATA_DIR, or DATABASE_URL's PostgreSQL)."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import os
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from types import SimpleNamespace
+from typing import Any, TextIO, TypeVar
 
 from rapidfuzz import fuzz
 
 from bot.core.knowledge import knowledge_version
 from bot.core.matcher import Matcher
 from bot.core.normalize import clean
-from bot.services.ledger import Ledger, Miss
-from bot.services.storage import STORE_FILE, Storage, StorageError
+from bot.services.ledger import Miss
+from bot.services.sqlite_store import STORE_FILE
+from bot.services.store import StorageError, Store, open_store
 
 # Misses at least this alike (token set ratio) are one group: the same error with other numbers or ids.
 SAME_ERROR = 85.0
+T = TypeVar("T")
 
 
 @dataclass
@@ -44,29 +51,39 @@ def group_misses(misses: list[Miss]) -> list[Group]:
     return sorted((g for _, g in groups), key=lambda g: (-len(g.misses), g.first.at))
 
 
-def open_ledger(data_dir: str) -> Ledger | None:
-    """The bot's record in `data_dir`, or None after saying on stderr why it cannot be opened (a folder the bot
-    never ran with is a mistyped path, not an empty record)."""
-    if not (Path(data_dir) / STORE_FILE).is_file():
+def with_store(args: argparse.Namespace, use: Callable[[Store], Awaitable[T]]) -> T | None:
+    """Open the bot's store, run `use` on it and close it; None after saying on stderr why it cannot be opened (a
+    folder the bot never ran with is a mistyped path, not an empty record)."""
+    database_url = getattr(args, "database_url", None) or os.environ.get("DATABASE_URL") or None
+    if database_url is None and not (Path(args.data_dir) / STORE_FILE).is_file():
         print(
-            f"claude-doctor: no {STORE_FILE} in {data_dir}: point --data-dir (or DATA_DIR) at the bot's",
+            f"claude-doctor: no {STORE_FILE} in {args.data_dir}: point --data-dir (or DATA_DIR) at the bot's",
             file=sys.stderr,
         )
         return None
-    try:
-        return Ledger(Storage(Path(data_dir)))
-    except StorageError as exc:
-        print(f"claude-doctor: {exc}", file=sys.stderr)
-        return None
+    settings: Any = SimpleNamespace(data_dir=Path(args.data_dir), database_url=database_url)
+
+    async def run() -> T | None:
+        try:
+            store = await open_store(settings)
+        except StorageError as exc:
+            print(f"claude-doctor: {exc}", file=sys.stderr)
+            return None
+        try:
+            return await use(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
 
 
 def cmd_misses(args: argparse.Namespace, matcher: Matcher, out: TextIO | None = None) -> int:
     """`claude-doctor misses [--export FILE.jsonl]`."""
     out = out or sys.stdout
-    ledger = open_ledger(args.data_dir)
-    if ledger is None:
+    kept = with_store(args, lambda store: store.misses())
+    if kept is None:
         return 1
-    misses = ledger.misses()
+    misses = kept
     if args.export:
         with Path(args.export).open("w", encoding="utf-8") as fh:
             for miss in misses:
@@ -99,9 +116,8 @@ def cmd_misses(args: argparse.Namespace, matcher: Matcher, out: TextIO | None = 
 def cmd_stats(args: argparse.Namespace, matcher: Matcher, out: TextIO | None = None) -> int:
     """`claude-doctor stats [--days N]`."""
     out = out or sys.stdout
-    ledger = open_ledger(args.data_dir)
-    if ledger is None:
+    stats = with_store(args, lambda store: store.stats(datetime.now(UTC), args.days))
+    if stats is None:
         return 1
-    stats = ledger.stats(datetime.now(UTC), args.days)
     print(stats.format(knowledge_version(matcher.kb.directory)), file=out)
     return 0

@@ -23,7 +23,7 @@ from telegram.ext import Application
 
 from bot.core.knowledge import load_knowledge
 from bot.core.matcher import get_matcher
-from bot.services.storage import Storage
+from bot.services.sqlite_store import SqliteStore
 from bot.settings import Settings
 from bot.telegram.app import build_application
 from bot.telegram.runner import runtime_of
@@ -120,14 +120,14 @@ def settings_for(api: FakeBotApi, data_dir: Path, **kw: Any) -> Settings:
 async def running(api: FakeBotApi, data_dir: Path, **kw: Any) -> AsyncIterator[Application]:  # type: ignore[type-arg]
     """The real Application polling the fake in the test's loop; on the way out in-flight work is cut short the
     way SIGTERM cuts it."""
-    storage = Storage(data_dir)
-    app = build_application(settings_for(api, data_dir, **kw), get_matcher(), storage)
+    store = SqliteStore(data_dir)
+    app = build_application(settings_for(api, data_dir, **kw), get_matcher(), store)
     async with started_polling(app):
         try:
             yield app
         finally:
             await runtime_of(app).processor.drain(1.0)
-    storage.close()
+    await store.close()
 
 
 def user(api: FakeBotApi, n: int) -> dict[str, Any]:
@@ -288,15 +288,12 @@ async def test_no_apology_after_the_answer_went_out(
 ) -> None:
     api = fake_bot_api
     async with running(api, tmp_path, workers=1) as app:
-        storage = app.bot_data["doctor"].storage
-        real = storage.write
+        store = runtime_of(app).store
 
-        async def broken(method: Any, *args: Any, **kwargs: Any) -> Any:
-            if method.__name__ == "remember_answer":
-                raise RuntimeError("the disk caught fire")
-            return await real(method, *args, **kwargs)
+        async def broken(*args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("the disk caught fire")
 
-        monkeypatch.setattr(storage, "write", broken)
+        monkeypatch.setattr(store, "remember_answer", broken)
         api.push_update(api.make.private_message(CAPACITY, user=user(api, 1001)))
         await api.wait_for_call("sendMessage", to_chat(1001), timeout=10)
         mark = api.mark()
@@ -312,7 +309,7 @@ async def test_a_locked_store_degrades_instead_of_stalling(
     fake_bot_api: FakeBotApi, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     api = fake_bot_api
-    caplog.set_level(logging.WARNING, logger="bot.services.storage")
+    caplog.set_level(logging.WARNING, logger="bot.services.sqlite_store")
     async with running(api, tmp_path):
         await api.wait_for_idle_poll(timeout=10)
         # Another process holds the write lock for the whole test.

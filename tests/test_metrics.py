@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 from pathlib import Path
 
 import httpx
@@ -61,6 +62,30 @@ async def test_metrics_move_with_updates_in_polling_mode(fake_bot_api: FakeBotAp
     assert after[key] - before.get(key, 0) == 3
     assert after["claude_doctor_handler_seconds_count{}"] >= 3
     assert "claude_doctor_inbox_depth{}" in after
+
+
+async def test_the_inbox_depth_is_counted_by_the_bot_and_read_by_the_scrape(tmp_path: Path) -> None:
+    from bot.services.metrics import INBOX_DEPTH, refresh_inbox_depth, watch_inbox
+    from bot.services.sqlite_store import SqliteStore
+
+    store = SqliteStore(tmp_path)
+    try:
+        await store.inbox_add([{"update_id": 1}, {"update_id": 2}])
+        watch_inbox(store.inbox_count)
+        assert math.isnan(INBOX_DEPTH.collect()[0].samples[0].value)  # not counted yet
+        assert await refresh_inbox_depth() == 2.0
+        # The scrape reads the last count without touching the store.
+        await store.inbox_done([1])
+        assert INBOX_DEPTH.collect()[0].samples[0].value == 2.0
+        assert await refresh_inbox_depth() == 1.0
+    finally:
+        await store.close()
+
+    async def closed() -> int:
+        raise RuntimeError("cannot schedule new futures after shutdown")
+
+    watch_inbox(closed)
+    assert math.isnan(await refresh_inbox_depth())
 
 
 async def test_the_webhook_server_serves_metrics() -> None:

@@ -93,3 +93,19 @@ async def test_healthz_answers(server: tuple[int, list[dict[str, Any]]]) -> None
     port, _ = server
     request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
     assert await asyncio.to_thread(exchange, port, request) == 200
+
+
+async def test_healthz_may_ask_a_coroutine(free_port: int) -> None:
+    async def accept(update: dict[str, Any]) -> None:
+        return None
+
+    async def unhealthy() -> bool:
+        return False
+
+    hook = WebhookServer("127.0.0.1", free_port, "hook", SECRET, accept, unhealthy, limit=1000)
+    hook.start()
+    try:
+        request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        assert await asyncio.to_thread(exchange, free_port, request) == 503
+    finally:
+        await hook.stop()

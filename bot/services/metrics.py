@@ -3,12 +3,15 @@ durations; labels take small fixed sets of values only (never user ids or text).
 
 from __future__ import annotations
 
+import inspect
+import logging
 import math
-import sqlite3
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+log = logging.getLogger(__name__)
 
 UPDATES = Counter("claude_doctor_updates_total", "Updates taken from Telegram, by type.", ["type"])
 DIAGNOSES = Counter(
@@ -38,17 +41,40 @@ def update_type(update: object) -> str:
     return "other"
 
 
-def watch_inbox(count: Callable[[], int]) -> None:
-    """Report the inbox depth by asking `count` at every scrape; a store that cannot answer (locked, closed) shows
-    as NaN rather than failing the whole page."""
+class _InboxDepth:
+    """The inbox depth as last counted. A scrape runs outside the event loop and can't wait for the store, so it
+    reads this value, which the running bot refreshes (`refresh_inbox_depth`); NaN until counted or when the count
+    fails."""
 
-    def depth() -> float:
+    def __init__(self) -> None:
+        self.count: Callable[[], Awaitable[int] | int] | None = None
+        self.value = math.nan
+
+    async def refresh(self) -> None:
+        if self.count is None:
+            return
         try:
-            return float(count())
-        except (sqlite3.Error, OSError):
-            return math.nan
+            counted = self.count()
+            self.value = float(await counted if inspect.isawaitable(counted) else counted)
+        except Exception as exc:  # a store that is closed or broken must not stop the caller's loop
+            log.debug("inbox depth not counted: %s", exc)
+            self.value = math.nan
 
-    INBOX_DEPTH.set_function(depth)
+
+_INBOX = _InboxDepth()
+INBOX_DEPTH.set_function(lambda: _INBOX.value)
+
+
+def watch_inbox(count: Callable[[], Awaitable[int] | int]) -> None:
+    """Count the inbox with `count` (e.g. `store.inbox_count`) whenever `refresh_inbox_depth` runs."""
+    _INBOX.count = count
+    _INBOX.value = math.nan
+
+
+async def refresh_inbox_depth() -> float:
+    """Count the inbox now, for the next scrape; the value counted."""
+    await _INBOX.refresh()
+    return _INBOX.value
 
 
 def exposition(registry: CollectorRegistry = REGISTRY) -> tuple[bytes, str]:

@@ -23,7 +23,7 @@ from bot.telegram.ratelimit import ANSWERED
 if TYPE_CHECKING:
     from telegram.ext import Application
 
-    from bot.services.storage import Storage
+    from bot.services.store import Store
 
 log = logging.getLogger(__name__)
 # Updates waiting for their chat's turn only cost memory (they are in the inbox already); the work itself is
@@ -55,7 +55,7 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
         super().__init__(max_concurrent_updates=MAX_WAITING)
         self.workers = workers
         self.flood = flood
-        self.storage: Storage | None = None
+        self.store: Store | None = None
         self.application: Application | None = None  # type: ignore[type-arg]
         self.draining = False
         self._slots = asyncio.Semaphore(workers)
@@ -64,10 +64,10 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
         self._finished: list[int] = []
         self._flushing = False
 
-    def attach(self, application: Application, storage: Storage | None) -> None:  # type: ignore[type-arg]
+    def attach(self, application: Application, store: Store | None) -> None:  # type: ignore[type-arg]
         """The application (for the bot's identity and "slow down" notes) and the inbox to mark updates done in."""
         self.application = application
-        self.storage = storage
+        self.store = store
 
     async def initialize(self) -> None:
         self.draining = False
@@ -143,7 +143,9 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
         if chat is None:
             return
         lang = resolve_lang(user.language_code if user else None)
-        kb = getattr(getattr(self.application.bot_data.get("doctor"), "responder", None), "kb", None)
+        # "conversation" since the conversation layer; "doctor" before it.
+        owner = self.application.bot_data.get("conversation") or self.application.bot_data.get("doctor")
+        kb = getattr(getattr(owner, "responder", None), "kb", None)
         if kb is None:
             return
         # What the user is told once, then silence: the knowledge base's `slow_down` string (ui.yaml).
@@ -163,7 +165,7 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
     async def _done(self, update: object) -> None:
         """Mark an update done in the inbox. Marks that arrive while one write is running go out together in the
         next one (a group commit): one write per burst rather than per update."""
-        if self.storage is None or not isinstance(update, Update):
+        if self.store is None or not isinstance(update, Update):
             return
         self._finished.append(update.update_id)
         if self._flushing:
@@ -172,7 +174,7 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
         try:
             while self._finished:
                 ids, self._finished = self._finished, []
-                await self.storage.write(self.storage.inbox_done, ids)
+                await self.store.inbox_done(ids)
         finally:
             self._flushing = False
 

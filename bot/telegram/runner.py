@@ -16,6 +16,8 @@ from prometheus_client import start_http_server
 from telegram import Update
 from telegram.error import TelegramError
 
+from bot.services.metrics import refresh_inbox_depth
+from bot.services.store import StorageError
 from bot.telegram.inbox import InboxRequest, parseable
 from bot.telegram.processor import ChatOrderedProcessor
 from bot.telegram.webhook import WebhookServer
@@ -23,7 +25,7 @@ from bot.telegram.webhook import WebhookServer
 if TYPE_CHECKING:
     from telegram.ext import Application
 
-    from bot.services.storage import Storage
+    from bot.services.store import Store
     from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,14 +41,23 @@ HEARTBEAT_STALE = 4 * HEARTBEAT_EVERY
 
 @dataclass
 class Runtime:
-    """The parts the runner drives: the update processor, the getUpdates connection and the store."""
+    """The parts the runner drives: the update processor, the getUpdates connection and the store.
+
+    `replay_stale_seconds`: at start, take over only the inbox's updates claimed longer ago than this; 0 (one
+    process) takes all of them, replicas sharing a database set it so as not to take each other's work."""
 
     processor: ChatOrderedProcessor
     updates_request: InboxRequest
-    storage: Storage
+    store: Store
     fatal: str | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     webhook_mode: bool = False
+    replay_stale_seconds: float = 0.0
+
+    @property
+    def holder(self) -> str:
+        """This process's name on the inbox rows it claims."""
+        return self.updates_request.holder
 
     def fail(self, reason: str) -> None:
         """Stop the bot with `reason` as its last line and a non-zero exit."""
@@ -71,7 +82,7 @@ def runtime_of(application: Application) -> Runtime:  # type: ignore[type-arg]
 async def replay_inbox(application: Application) -> int:  # type: ignore[type-arg]
     """Queue the updates a previous run took but did not finish, ahead of anything new."""
     runtime = runtime_of(application)
-    pending = runtime.storage.inbox_pending()
+    pending = await runtime.store.inbox_pending(runtime.holder, runtime.replay_stale_seconds)
     for data in pending:
         data = parseable(data) or {"update_id": data.get("update_id", 0)}
         await application.update_queue.put(Update.de_json(data, application.bot))
@@ -80,10 +91,30 @@ async def replay_inbox(application: Application) -> int:  # type: ignore[type-ar
     return len(pending)
 
 
+async def accept_update(application: Application, data: dict[str, Any]) -> bool:  # type: ignore[type-arg]
+    """A webhook update: kept in the inbox before Telegram hears 200 (an update it stops resending is never lost),
+    then queued unless the inbox had it already (Telegram sent it again after a slow answer). Whether it was
+    queued; a store that fails lets it through unkept."""
+    runtime = runtime_of(application)
+    data = parseable(data) or {"update_id": data["update_id"]}
+    try:
+        new = await runtime.store.inbox_add([data], runtime.holder)
+    except StorageError as exc:
+        log.warning("update %s could not be kept in the inbox (%s); handling it anyway", data["update_id"], exc)
+        new = [data["update_id"]]
+    if not new:
+        log.info("update %s was in the inbox already; not handled twice", data["update_id"])
+        return False
+    await application.update_queue.put(Update.de_json(data, application.bot))
+    return True
+
+
 async def _heartbeat(application: Application, path: Path) -> None:  # type: ignore[type-arg]
-    """Touch DATA_DIR/heartbeat while healthy, for `claude-doctor health` (Docker's HEALTHCHECK)."""
+    """Touch DATA_DIR/heartbeat while healthy, for `claude-doctor health` (Docker's HEALTHCHECK), and refresh the
+    inbox depth that /metrics shows (a scrape can't wait for the store)."""
     runtime = runtime_of(application)
     while True:
+        await refresh_inbox_depth()
         if runtime.healthy():
             try:
                 await asyncio.to_thread(path.touch)
@@ -104,7 +135,8 @@ async def serve(application: Application, settings: Settings, *, webhook: bool) 
     reloads: set[asyncio.Task[list[str]]] = set()
 
     def reload() -> None:
-        task = asyncio.ensure_future(application.bot_data["doctor"].reload_knowledge())
+        owner = application.bot_data.get("conversation") or application.bot_data["doctor"]
+        task = asyncio.ensure_future(owner.reload_knowledge())
         reloads.add(task)
         task.add_done_callback(reloads.discard)
 
@@ -153,10 +185,7 @@ async def _start_webhook(application: Application, settings: Settings) -> Webhoo
     path = urlparse(settings.webhook_url).path.strip("/") or "telegram"
 
     async def accept(data: dict[str, Any]) -> None:
-        # Kept in the inbox before Telegram hears 200: an update it stops resending is never lost.
-        data = parseable(data) or {"update_id": data["update_id"]}
-        await runtime.storage.write(runtime.storage.inbox_add, [data])
-        await application.update_queue.put(Update.de_json(data, application.bot))
+        await accept_update(application, data)
 
     server = WebhookServer(settings.listen, settings.port, path, settings.webhook_secret, accept, runtime.healthy)
     server.start()

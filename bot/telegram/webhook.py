@@ -5,6 +5,7 @@ the body is read, bodies over the limit are refused without being buffered; /hea
 from __future__ import annotations
 
 import hmac
+import inspect
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -21,7 +22,10 @@ log = logging.getLogger(__name__)
 MAX_BODY = 1_000_000
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
+# Called with each well-formed update; returns once it is kept (Telegram hears 200 only then).
 Accept = Callable[[dict[str, Any]], Awaitable[None]]
+# Whether the bot is healthy, for /healthz; a coroutine function may ask the store.
+Healthy = Callable[[], bool] | Callable[[], Awaitable[bool]]
 
 
 @tornado.web.stream_request_body
@@ -79,11 +83,12 @@ class _UpdateHandler(tornado.web.RequestHandler):
 
 
 class _HealthHandler(tornado.web.RequestHandler):
-    def initialize(self, healthy: Callable[[], bool]) -> None:
+    def initialize(self, healthy: Healthy) -> None:
         self.healthy = healthy
 
-    def get(self) -> None:
-        ok = self.healthy()
+    async def get(self) -> None:
+        answer = self.healthy()
+        ok = await answer if inspect.isawaitable(answer) else answer
         self.set_status(200 if ok else 503)
         self.set_header("Content-Type", "text/plain")
         self.finish("ok\n" if ok else "unhealthy\n")
@@ -106,7 +111,7 @@ class WebhookServer:
         path: str,
         secret: str,
         accept: Accept,
-        healthy: Callable[[], bool],
+        healthy: Healthy,
         *,
         limit: int = MAX_BODY,
     ) -> None:

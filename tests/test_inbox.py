@@ -1,0 +1,163 @@
+"""The inbox's callers on the async store, driven directly (no network): getUpdates hands on only the updates the
+inbox did not have and still confirms the others, the webhook queues only new ones, a restart replays what was
+left, the processor marks updates done, and a store that fails lets updates through unkept."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterable, Mapping
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from telegram import Update
+from telegram.request import HTTPXRequest, RequestData
+from telegram.request._requestparameter import RequestParameter
+
+from bot.services.sqlite_store import SqliteStore
+from bot.services.store import StorageError
+from bot.telegram.inbox import InboxRequest
+from bot.telegram.processor import ChatOrderedProcessor
+from bot.telegram.runner import Runtime, accept_update, replay_inbox
+from tests.fakebotapi import FakeBotApi, UpdateFactory
+
+make = UpdateFactory(FakeBotApi())
+
+
+def message(update_id: int, text: str = "hello") -> dict[str, Any]:
+    update = make.private_message(text, user=make.user(1001, "U", username="u1001"))
+    return {**update, "update_id": update_id}
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    opened = SqliteStore(tmp_path)
+    yield opened
+    await opened.close()
+
+
+class Telegram:
+    """Stands in for the Bot API behind InboxRequest: answers each getUpdates with the next batch and records the
+    offset each one asked for."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, *batches: list[dict[str, Any]]) -> None:
+        self.batches = list(batches)
+        self.offsets: list[int] = []
+        monkeypatch.setattr(HTTPXRequest, "do_request", self.answer)
+
+    async def answer(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        data: RequestData = kwargs["request_data"]
+        self.offsets.append(int(data.parameters.get("offset", 0)))
+        batch = self.batches.pop(0) if self.batches else []
+        return 200, json.dumps({"ok": True, "result": batch}).encode()
+
+
+async def get_updates(request: InboxRequest, offset: int) -> list[int]:
+    """One getUpdates through the request; the update ids handed on."""
+    data = RequestData([RequestParameter.from_input("offset", offset), RequestParameter.from_input("timeout", 10)])
+    _code, payload = await request.do_request(url="http://api/getUpdates", method="POST", request_data=data)
+    return [u["update_id"] for u in json.loads(payload)["result"]]
+
+
+async def test_get_updates_hands_on_only_new_updates_and_confirms_the_rest(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await store.inbox_add([message(11), message(12)])  # kept by the run before a crash, never confirmed
+    telegram = Telegram(monkeypatch, [message(11), message(12)], [message(12), message(13)])
+    request = InboxRequest(store, holder="me")
+    assert await get_updates(request, 0) == []
+    # python-telegram-bot saw nothing and asks from 0 again; the request confirms what the inbox holds.
+    assert await get_updates(request, 0) == [13]
+    assert await get_updates(request, 14) == []
+    assert telegram.offsets == [0, 13, 14]
+    assert await store.inbox_count() == 3
+
+
+async def test_get_updates_keeps_a_batch_before_handing_it_on(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = message(21)
+    Telegram(monkeypatch, [good, {"update_id": 22, "message": {"date": "yesterday"}}])
+    request = InboxRequest(store, holder="me")
+    assert await get_updates(request, 0) == [21, 22]
+    # The unreadable one is kept as a bare id: skipped, but marked done like any other.
+    assert await store.inbox_pending("me") == [good, {"update_id": 22}]
+
+
+class FailingStore:
+    """A store whose inbox can't be written."""
+
+    async def inbox_add(self, updates: Iterable[Mapping[str, Any]], holder: str = "") -> list[int]:
+        raise StorageError("disk full")
+
+
+async def test_a_failing_store_lets_a_batch_through_unkept(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    Telegram(monkeypatch, [message(31), message(32)])
+    request = InboxRequest(FailingStore(), holder="me")  # type: ignore[arg-type]
+    assert await get_updates(request, 0) == [31, 32]
+    assert any("could not be kept in the inbox (disk full)" in r.message for r in caplog.records)
+
+
+def application(store: Any) -> Any:
+    """Just what the runner's functions use of an Application: bot_data's runtime, the update queue, the bot."""
+    runtime = Runtime(ChatOrderedProcessor(), InboxRequest(store, holder="me"), store)
+    return SimpleNamespace(bot_data={"runtime": runtime}, update_queue=asyncio.Queue(), bot=None)
+
+
+def queued(app: Any) -> list[int]:
+    out = []
+    while not app.update_queue.empty():
+        out.append(app.update_queue.get_nowait().update_id)
+    return out
+
+
+async def test_a_webhook_update_sent_twice_is_queued_once(store: SqliteStore) -> None:
+    app = application(store)
+    assert await accept_update(app, message(41)) is True
+    assert await accept_update(app, message(41)) is False
+    await store.inbox_done([41])
+    assert await accept_update(app, message(41)) is False  # handled already: still not new
+    assert queued(app) == [41]
+
+
+async def test_a_webhook_update_goes_through_when_the_store_fails(caplog: pytest.LogCaptureFixture) -> None:
+    app = application(FailingStore())
+    assert await accept_update(app, message(51)) is True
+    assert queued(app) == [51]
+
+
+async def test_a_restart_replays_the_unfinished_updates_in_order(store: SqliteStore) -> None:
+    await store.inbox_add([message(62), message(61), message(63)])
+    await store.inbox_done([62])
+    app = application(store)
+    assert await replay_inbox(app) == 2
+    assert queued(app) == [61, 63]
+
+
+async def test_a_replica_replays_only_claims_gone_stale(tmp_path: Path) -> None:
+    clock = SimpleNamespace(now=1000.0)
+    store = SqliteStore(tmp_path, clock=lambda: clock.now)
+    await store.inbox_add([message(71)], holder="dead")
+    clock.now += 600
+    await store.inbox_add([message(72)], holder="alive")
+    app = application(store)
+    app.bot_data["runtime"].replay_stale_seconds = 300
+    assert await replay_inbox(app) == 1
+    assert queued(app) == [71]
+    await store.close()
+
+
+async def test_the_processor_marks_handled_updates_done(store: SqliteStore) -> None:
+    await store.inbox_add([message(81), message(82)])
+    processor = ChatOrderedProcessor(workers=4)
+    processor.attach(None, store)  # type: ignore[arg-type]
+
+    async def handle() -> None:
+        return None
+
+    await asyncio.gather(*(processor.process_update(Update.de_json(message(n), None), handle()) for n in (81, 82)))
+    assert await store.inbox_count() == 0
