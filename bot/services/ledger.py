@@ -1,8 +1,8 @@
 """The operator's record: what was answered (no user, no text), the 👍/👎 feedback, and the misses: texts people
 sent the bot that it did not recognise or got wrong, masked and kept for a stated time.
 
-The pure parts (masking, the salted owner key, Miss, Stats and how rows become them) serve every store; the SQL
-lives in the stores. `Ledger` is the old synchronous SQLite form, kept until nothing uses `Storage`."""
+These are the pure parts (masking, the salted owner key, Miss, Stats and how rows become them) that every store
+shares; the SQL lives in the stores (`Store.record`, `vote`, `forget_user`, `purge`, `misses`, `stats`)."""
 
 from __future__ import annotations
 
@@ -10,19 +10,11 @@ import hashlib
 import re
 import secrets
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    # Types only: a PostgreSQL store imports the helpers here without pulling in SQLite.
-    import sqlite3
-
-    from bot.core.matcher import Diagnosis
-    from bot.services.storage import Storage
-
+# The record's tables in SQLite's dialect (PostgresStore keeps the same tables and columns in its migrations).
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS ledger_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS diagnoses (
@@ -46,7 +38,6 @@ CREATE TABLE IF NOT EXISTS misses (
 RECENT_DAYS = 2
 UNRECOGNISED = "unrecognised"
 DAY = 86_400.0
-_DAY = DAY
 # Secrets people paste with their errors: Anthropic and other API keys, bearer tokens, bot tokens, e-mail addresses.
 _SECRETS = (
     (re.compile(r"\bsk-ant-[A-Za-z0-9_-]{6,}"), "sk-ant-***"),
@@ -56,18 +47,6 @@ _SECRETS = (
     (re.compile(r"\b(?:x-api-key|api[_-]?key|token)(\s*[:=]\s*)\"?[A-Za-z0-9._-]{12,}", re.I), r"<key>\1***"),
     (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "<email>"),
 )
-
-
-@contextmanager
-def _transaction(db: sqlite3.Connection) -> Iterator[None]:
-    """The statements inside as one transaction (the store's connections run in autocommit)."""
-    db.execute("BEGIN")
-    try:
-        yield
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
 
 
 def mask(text: str) -> str:
@@ -155,118 +134,3 @@ def stats_of(
         stats.votes[answer][vote] = n
     stats.misses = misses
     return stats
-
-
-class Ledger:
-    """Reads and writes the record in the bot's store (each thread on its own connection, as the store does);
-    every write is a method to run with `Storage.write`, off the event loop."""
-
-    def __init__(self, store: Storage) -> None:
-        self.store = store
-        db = store.db
-        db.executescript(SCHEMA)
-        db.execute("INSERT OR IGNORE INTO ledger_meta (key, value) VALUES ('salt', ?)", (new_salt(),))
-        self._salt = db.execute("SELECT value FROM ledger_meta WHERE key = 'salt'").fetchone()[0]
-
-    @property
-    def db(self) -> sqlite3.Connection:
-        return self.store.db
-
-    def owner(self, user_id: int) -> str:
-        """A key for what came from one user, so /forget can find it: a salted hash, not the user id."""
-        return owner_key(self._salt, user_id)
-
-    def record(
-        self,
-        diagnosis: Diagnosis,
-        *,
-        lang: str,
-        how: str,
-        kb_version: str,
-        now: datetime,
-        text: str | None = None,
-        user_id: int | None = None,
-    ) -> int:
-        """Count an answer; with the `text` and `user_id` of a message addressed to the bot, keep the text (masked)
-        for RECENT_DAYS, and as a miss when nothing was recognised. Returns the answer's id for its feedback."""
-        answer = diagnosis.cause or diagnosis.known or UNRECOGNISED
-        at = now.timestamp()
-        with _transaction(self.db):
-            cur = self.db.execute(
-                "INSERT INTO diagnoses (at, answer, confidence, lang, how, kb_version) VALUES (?, ?, ?, ?, ?, ?)",
-                (at, answer, round(diagnosis.confidence, 3), lang, how, kb_version),
-            )
-            diagnosis_id = int(cur.lastrowid or 0)
-            if text is not None and user_id is not None:
-                owner, masked = self.owner(user_id), mask(text)
-                self.db.execute(
-                    "INSERT INTO recent_texts (diagnosis_id, owner, text, at) VALUES (?, ?, ?, ?)",
-                    (diagnosis_id, owner, masked, at),
-                )
-                if answer == UNRECOGNISED:
-                    self._miss(diagnosis_id, owner, masked, UNRECOGNISED, None, kb_version, at)
-        return diagnosis_id
-
-    def _miss(
-        self, diagnosis_id: int, owner: str, text: str, reason: str, label: str | None, kb_version: str, at: float
-    ) -> None:
-        self.db.execute(
-            "INSERT INTO misses (at, owner, text, reason, label, kb_version, diagnosis_id) VALUES (?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (diagnosis_id) DO UPDATE SET label = COALESCE(excluded.label, misses.label)",
-            (at, owner, text, reason, label, kb_version, diagnosis_id),
-        )
-
-    def vote(self, diagnosis_id: int, user_id: int, vote: str, now: datetime, correction: str | None = None) -> bool:
-        """One user's 👍 or 👎 on an answer (a new vote replaces theirs); after 👎, `correction` says what it was.
-        A 👎 keeps the text as a miss while it is still kept. False if the answer is unknown."""
-        at = now.timestamp()
-        voter = self.owner(user_id)
-        with _transaction(self.db):
-            row = self.db.execute("SELECT kb_version FROM diagnoses WHERE id = ?", (diagnosis_id,)).fetchone()
-            if row is None:
-                return False
-            self.db.execute(
-                "INSERT INTO feedback (diagnosis_id, voter, vote, correction, at) VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT (diagnosis_id, voter) DO UPDATE SET vote = excluded.vote,"
-                " correction = excluded.correction, at = excluded.at",
-                (diagnosis_id, voter, vote, correction, at),
-            )
-            if vote == "down":
-                recent = self.db.execute(
-                    "SELECT owner, text FROM recent_texts WHERE diagnosis_id = ?", (diagnosis_id,)
-                ).fetchone()
-                if recent is not None and recent[0] == voter:
-                    self._miss(diagnosis_id, voter, recent[1], "downvote", correction, row[0], at)
-        return True
-
-    def forget(self, user_id: int) -> int:
-        """Delete every kept text that came from this user; how many."""
-        owner = self.owner(user_id)
-        with _transaction(self.db):
-            gone = self.db.execute("DELETE FROM misses WHERE owner = ?", (owner,)).rowcount
-            gone += self.db.execute("DELETE FROM recent_texts WHERE owner = ?", (owner,)).rowcount
-        return gone
-
-    def purge(self, now: datetime, misses_days: int) -> int:
-        """Delete misses older than `misses_days` and kept texts older than RECENT_DAYS; how many."""
-        at = now.timestamp()
-        with _transaction(self.db):
-            gone = self.db.execute("DELETE FROM misses WHERE at < ?", (at - misses_days * _DAY,)).rowcount
-            gone += self.db.execute("DELETE FROM recent_texts WHERE at < ?", (at - RECENT_DAYS * _DAY,)).rowcount
-        return gone
-
-    def misses(self) -> list[Miss]:
-        """Every miss kept, oldest first."""
-        rows = self.db.execute("SELECT id, at, text, reason, label, kb_version FROM misses ORDER BY at, id")
-        return [miss_of(r) for r in rows]
-
-    def stats(self, now: datetime, days: int) -> Stats:
-        """Answers, languages, feedback and misses of the last `days` days."""
-        since = now.timestamp() - days * _DAY
-        answers = self.db.execute("SELECT at, answer, lang, how FROM diagnoses WHERE at >= ?", (since,)).fetchall()
-        votes = self.db.execute(
-            "SELECT d.answer, f.vote, COUNT(*) FROM feedback f JOIN diagnoses d ON d.id = f.diagnosis_id"
-            " WHERE f.at >= ? GROUP BY d.answer, f.vote",
-            (since,),
-        ).fetchall()
-        return stats_of(days, answers, votes, self.db.execute("SELECT COUNT(*) FROM misses").fetchone()[0])
