@@ -37,6 +37,10 @@ HEARTBEAT_EVERY = 15.0
 HEARTBEAT_FILE = "heartbeat"
 # `claude-doctor health` calls a heartbeat older than this stale (four missed beats).
 HEARTBEAT_STALE = 4 * HEARTBEAT_EVERY
+# Replicas sharing a database (DATABASE_URL): an update one of them took becomes another's to finish once its claim
+# is this old (its taker died), far longer than handling one takes; the inbox is looked at for such every minute.
+SHARED_STALE_SECONDS = 300.0
+SWEEP_EVERY = 60.0
 
 
 @dataclass
@@ -79,7 +83,7 @@ def runtime_of(application: Application) -> Runtime:  # type: ignore[type-arg]
     return application.bot_data["runtime"]
 
 
-async def replay_inbox(application: Application) -> int:  # type: ignore[type-arg]
+async def replay_inbox(application: Application, why: str = "left unfinished by the last run") -> int:  # type: ignore[type-arg]
     """Queue the updates a previous run took but did not finish, ahead of anything new."""
     runtime = runtime_of(application)
     pending = await runtime.store.inbox_pending(runtime.holder, runtime.replay_stale_seconds)
@@ -87,8 +91,15 @@ async def replay_inbox(application: Application) -> int:  # type: ignore[type-ar
         data = parseable(data) or {"update_id": data.get("update_id", 0)}
         await application.update_queue.put(Update.de_json(data, application.bot))
     if pending:
-        log.info("handling %d updates left unfinished by the last run first", len(pending))
+        log.info("handling %d updates %s first", len(pending), why)
     return len(pending)
+
+
+async def _sweep(application: Application) -> None:  # type: ignore[type-arg]
+    """Replicas: take over now and then the updates whose taker stopped before finishing them."""
+    while True:
+        await asyncio.sleep(SWEEP_EVERY)
+        await replay_inbox(application, "a stopped replica left unfinished")
 
 
 async def accept_update(application: Application, data: dict[str, Any]) -> bool:  # type: ignore[type-arg]
@@ -127,6 +138,9 @@ async def serve(application: Application, settings: Settings, *, webhook: bool) 
     """Run until a signal or a fatal error; returns the fatal reason (None after a signal)."""
     runtime = runtime_of(application)
     runtime.webhook_mode = webhook
+    if getattr(settings, "database_url", None) and not runtime.replay_stale_seconds:
+        # Other replicas' claims are their work in progress: only stale ones are taken over.
+        runtime.replay_stale_seconds = SHARED_STALE_SECONDS
     runtime.updates_request.on_fatal = runtime.fail
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -144,6 +158,7 @@ async def serve(application: Application, settings: Settings, *, webhook: bool) 
     server: WebhookServer | None = None
     metrics: Any = None
     beat: asyncio.Task[None] | None = None
+    sweep: asyncio.Task[None] | None = None
     await application.initialize()
     try:
         if application.post_init is not None:
@@ -163,11 +178,15 @@ async def serve(application: Application, settings: Settings, *, webhook: bool) 
                 metrics, _thread = start_http_server(settings.metrics_port, addr=settings.listen)
                 log.info("serving /metrics on %s:%s", settings.listen, settings.metrics_port)
         beat = asyncio.create_task(_heartbeat(application, settings.data_dir / HEARTBEAT_FILE))
+        if runtime.replay_stale_seconds > 0:
+            sweep = asyncio.create_task(_sweep(application))
         await runtime.stop.wait()
         log.info("stopping: finishing the updates in flight (at most %.0f s); the rest wait in the inbox", GRACE)
     finally:
         if beat is not None:
             beat.cancel()
+        if sweep is not None:
+            sweep.cancel()
         if metrics is not None:
             metrics.shutdown()
         await _stop(application, server)
