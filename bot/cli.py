@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
-import os
 import stat
 import sys
 from collections.abc import Sequence
@@ -12,11 +12,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from bot.conversation import Conversation, ImageText, Sender
 from bot.core.details import extract
 from bot.core.knowledge import KnowledgeBase, KnowledgeError, knowledge_version, load_knowledge
 from bot.core.matcher import MAX_INPUT_CHARS, Matcher, get_matcher
 from bot.core.normalize import compact
-from bot.core.replies import Markup, localize, render_diagnosis, reply_lang_of
+from bot.core.replies import Markup, reply_lang_of
+from bot.core.responder import Responder
+from bot.services.memory_store import MemoryStore
+from bot.settings import ConfigError, Settings, load_settings
 
 EXIT_OK = 0
 EXIT_FAIL = 1
@@ -62,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run the Telegram bot (long polling; --webhook to serve a webhook)")
     r.add_argument("--webhook", action="store_true", help="serve a webhook at WEBHOOK_URL instead of polling")
     sub.add_parser("chat", help="the console chat: answers here as the bot does in a private chat")
-    data_dir = os.environ.get("DATA_DIR", "").strip() or "data"
+    data_dir = None  # the settings' DATA_DIR, filled in by main()
     m = sub.add_parser("misses", help="the texts the bot did not recognise or got wrong, grouped by similarity")
     m.add_argument("--data-dir", default=data_dir, help="the bot's DATA_DIR (default: $DATA_DIR or ./data)")
     m.add_argument("--export", metavar="FILE.jsonl", help="write them in the corpus format, to label and eval")
@@ -75,8 +79,14 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _load(directory: str | None = None) -> KnowledgeBase:
-    return load_knowledge(directory) if directory else get_matcher().kb
+def _settings(args: argparse.Namespace) -> Settings:
+    """The settings main() read once (a test calling a command directly gets them read now)."""
+    settings = getattr(args, "settings", None)
+    return settings if settings is not None else load_settings(need_token=False)
+
+
+def _matcher(args: argparse.Namespace) -> Matcher:
+    return get_matcher(directory=_settings(args).knowledge_dir)
 
 
 class UnusableInput(ValueError):
@@ -180,18 +190,29 @@ def _diagnose_one(
         return EXIT_UNUSABLE
     if len(text) > MAX_INPUT_CHARS:
         print(f"claude-doctor: {kb.text('input_truncated', 'en', half=MAX_INPUT_CHARS // 2)}", file=sys.stderr)
-    threshold = kb.thresholds.strict if args.strict else kb.thresholds.asked
-    result = matcher.diagnose(text, threshold=threshold, image=from_image)
-    now = datetime.now(UTC)
-    details = extract(text, now=now)
     if args.json:
-        obj = {**result.to_json(), "details": details.to_json()}
+        threshold = kb.thresholds.strict if args.strict else kb.thresholds.asked
+        result = matcher.diagnose(text, threshold=threshold, image=from_image)
+        obj = {**result.to_json(), "details": extract(text, now=datetime.now(UTC)).to_json()}
         print(json.dumps(_image_json(obj, text) if from_image else obj, ensure_ascii=False), file=out)
-    else:
-        if from_image:
-            print(localize(kb.text("image_read_note", lang), lang), file=out)
-        print(render_diagnosis(kb, result, lang, Markup.PLAIN, details=details, now=now), file=out)
+        return EXIT_OK
+    print(reply(matcher, text, args, from_image=from_image), file=out)
     return EXIT_OK
+
+
+def reply(matcher: Matcher, text: str, args: argparse.Namespace, *, from_image: bool = False) -> str:
+    """The answer the bot would give in a private chat, in plain text (no status page: the CLI stays offline), with
+    a triage's choices listed since nobody can press them here."""
+    settings = _settings(args)
+    conversation = Conversation(Responder(matcher, Markup.PLAIN), MemoryStore(), record=False)
+    sender = Sender(chat_id=0, client_lang=(settings.locale or "").split(".")[0] or None)
+    if from_image:
+        answer = asyncio.run(conversation.image(ImageText(text=text), "", sender, lang=args.lang))
+    else:
+        answer = asyncio.run(conversation.diagnose(text, sender, lang=args.lang, strict=args.strict))
+    assert answer is not None  # an asked image always gets an answer
+    choices = [f"- {b.label}" for row in answer.buttons for b in row] if answer.diagnosis is None else []
+    return "\n".join([answer.text, *choices])
 
 
 def _diagnose_image(matcher: Matcher, args: argparse.Namespace, out: TextIO) -> int:
@@ -275,7 +296,7 @@ def cmd_diagnose(args: argparse.Namespace, out: TextIO | None = None) -> int:
     if image is not None and (args.batch or args.text):
         print("claude-doctor: --image reads one screenshot; give no TEXT and no --batch with it", file=sys.stderr)
         return EXIT_UNUSABLE
-    matcher = get_matcher()
+    matcher = _matcher(args)
     if args.batch:
         return _batch(matcher, args, out)
     if image is not None:
@@ -296,6 +317,8 @@ def _version() -> str:
     except PackageNotFoundError:
         program = "unknown"
     try:
+        knowledge = knowledge_version(load_settings(need_token=False).knowledge_dir)
+    except ConfigError:
         knowledge = knowledge_version()
     except OSError as exc:
         knowledge = f"unreadable ({exc.strerror or exc})"
@@ -306,14 +329,14 @@ def cmd_misses(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """`claude-doctor misses`."""
     from bot.operator_cli import cmd_misses as run
 
-    return run(args, get_matcher(), out)
+    return run(args, _matcher(args), out)
 
 
 def cmd_operator_stats(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """`claude-doctor stats`."""
     from bot.operator_cli import cmd_stats as run
 
-    return run(args, get_matcher(), out)
+    return run(args, _matcher(args), out)
 
 
 def cmd_eval(args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -331,7 +354,7 @@ def cmd_eval(args: argparse.Namespace, out: TextIO | None = None) -> int:
         kept = [c for c in cases if _same_text(c.text) not in seen]
         print(f"left out {len(cases) - len(kept)} case(s) whose text occurs in the other corpora", file=out)
         cases = kept
-    levels = evaluate_levels(get_matcher(), cases)
+    levels = evaluate_levels(_matcher(args), cases)
     print(levels.format(show_misses=args.misses, strict_detail=args.strict), file=out)
     return EXIT_OK
 
@@ -344,7 +367,7 @@ def cmd_check_kb(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """`claude-doctor check-kb [DIR]`: exit 0 when valid, 1 with one line per problem otherwise."""
     out = out or sys.stdout
     try:
-        kb = load_knowledge(args.directory)
+        kb = load_knowledge(args.directory or _settings(args).knowledge_dir)
     except KnowledgeError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -369,32 +392,25 @@ def cmd_chat(args: argparse.Namespace) -> int:
     """`claude-doctor chat`."""
     from bot.console import chat
 
-    return chat()
+    return chat(settings=_settings(args))
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     """`claude-doctor status [--json]`: exit 1 with a one-line reason when the page can't be read."""
-    import os
 
     from bot.services.status import status_command
-    from bot.settings import DEFAULT_STATUS_PAGE, load_dotenv_if_present
 
-    load_dotenv_if_present()
-    return status_command(os.environ.get("STATUS_PAGE_URL", DEFAULT_STATUS_PAGE).strip(), args.json)
+    return status_command(_settings(args).status_page_url, args.json)
 
 
 def cmd_health(args: argparse.Namespace) -> int:
     """`claude-doctor health`: the running bot touches DATA_DIR/heartbeat while it polls or serves; a stale or
     missing heartbeat is one line and exit 1."""
-    import os
     import time
-    from pathlib import Path
 
-    from bot.settings import load_dotenv_if_present
     from bot.telegram.runner import HEARTBEAT_FILE, HEARTBEAT_STALE
 
-    load_dotenv_if_present()
-    path = Path(os.environ.get("DATA_DIR", "").strip() or "data") / HEARTBEAT_FILE
+    path = _settings(args).data_dir / HEARTBEAT_FILE
     try:
         age = time.time() - path.stat().st_mtime
     except OSError:
@@ -410,6 +426,14 @@ def cmd_health(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     args = _parser().parse_args(argv)
+    try:
+        # `run` reads them itself, the token first of all.
+        args.settings = None if args.command == "run" else load_settings(need_token=False)
+    except ConfigError as exc:
+        print(f"claude-doctor: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    if getattr(args, "data_dir", False) is None and args.settings is not None:
+        args.data_dir = str(args.settings.data_dir)
     commands = {
         "diagnose": cmd_diagnose,
         "eval": cmd_eval,
@@ -425,7 +449,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             from bot.console import default_entry
 
-            return default_entry()
+            return default_entry(args.settings)
         return commands[args.command](args)
     except KnowledgeError as exc:
         for problem in exc.problems:

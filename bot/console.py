@@ -5,27 +5,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import os
 import select
 import sys
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any, TextIO, TypeVar
 
-from bot.core.live import LIVE_WAIT, user_zone, wants_status
+from bot.conversation import Conversation, Sender
 from bot.core.matcher import get_matcher
-from bot.core.peak import resolve_tz
-from bot.core.replies import Markup, reply_lang_of, resolve_lang
-from bot.core.responder import CAUSE_BUTTON, CAUSES_BUTTON, Answer, Button, Responder, TriagePick
-from bot.services.status import StatusClient, StatusError
+from bot.core.replies import Markup
+from bot.core.responder import Answer, Button, Responder
+from bot.services.memory_store import MemoryStore
+from bot.services.status import StatusClient
+from bot.settings import Settings, load_settings
 
 QUIT = {"/quit", "/exit", "/q"}
 T = TypeVar("T")
-
-
-def _lang_from_env() -> str:
-    return resolve_lang((os.environ.get("LANG") or os.environ.get("LC_ALL") or "en").split(".")[0])
 
 
 def _utcnow() -> datetime:
@@ -77,19 +72,32 @@ def read_message(
     return "".join(lines)
 
 
-@dataclass
 class Session:
-    """One console chat: its language and time zone, and the status page client shared by every answer (None:
-    no status lines). The client's async calls run on one event loop kept for the whole chat."""
+    """One console chat: the conversation (in plain text, with a store in memory and no record kept) and the status
+    page client (None: no live lines). Its async calls run on one event loop kept for the whole chat."""
 
-    responder: Responder
-    lang: str
-    status: StatusClient | None = None
-    now: Callable[[], datetime] = _utcnow
-    tz_name: str | None = None
-    # The buttons of the last answer: typing a number presses one, as tapping does in Telegram.
-    buttons: list[Button] = field(default_factory=list)
-    _runner: asyncio.Runner | None = field(default=None, repr=False)
+    def __init__(
+        self,
+        responder: Responder,
+        lang: str | None = None,
+        status: StatusClient | None = None,
+        now: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.conversation = Conversation(responder, MemoryStore(), status=status, now=now, record=False)
+        # The console's reader: one private chat, whose "client language" is the locale (or --lang).
+        self.sender = Sender(chat_id=1, user_id=1, private=True, client_lang=lang)
+        # The buttons of the last answer: typing a number presses one, as tapping does in Telegram.
+        self.buttons: list[Button] = []
+        self._runner: asyncio.Runner | None = None
+
+    @property
+    def responder(self) -> Responder:
+        return self.conversation.responder
+
+    @property
+    def lang(self) -> str:
+        """The reader's language as their settings say (a pasted text may still decide its own answer's)."""
+        return self._run(self.conversation.settings_lang(self.sender))
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         if self._runner is None:
@@ -99,98 +107,54 @@ class Session:
     def close(self) -> None:
         """Close the status client's connections and the event loop."""
         if self._runner is not None:
-            if self.status is not None:
-                self._run(self.status.aclose())
+            if self.conversation.status is not None:
+                self._run(self.conversation.status.aclose())
             self._runner.close()
             self._runner = None
 
-    def _live(self, answer: Answer, lang: str) -> Answer:
-        # The same lines as the bot's, with the same bound on waiting for the status page.
-        d = answer.diagnosis
-        if not answer.undecided and (d is None or d.cause is None):
-            return answer
-        wanted = answer.undecided or (d is not None and wants_status(d))
-        summary = self._run(self.status.peek(LIVE_WAIT)) if self.status is not None and wanted else None
-        return self.responder.with_live(answer, lang, summary, self.now(), user_zone(self.tz_name, lang))
-
-    def _status(self) -> Answer:
-        if self.status is None:
-            return self.responder.say("status_off", self.lang)
-        live = self.responder.live
-        try:
-            summary = self._run(self.status.get())
-        except StatusError as exc:
-            return Answer(live.status_unavailable(str(exc), self.status.base_url, self.lang))
-        zone = user_zone(self.tz_name, self.lang)
-        return Answer(live.status_page(summary, self.status.base_url, self.now(), zone, self.lang))
-
-    def _tz(self, name: str) -> Answer:
-        live = self.responder.live
-        if not name:
-            return Answer(live.tz_answer("tz_show", self.now(), user_zone(self.tz_name, self.lang), self.lang))
-        try:
-            zone = resolve_tz(name)
-        except ValueError:
-            return Answer(live.tz_unknown(name, self.lang))
-        self.tz_name = zone.key
-        return Answer(live.tz_answer("tz_set", self.now(), zone, self.lang))
-
     def respond(self, line: str) -> Answer | None:
         """The answer to one console message (None for an empty one); a number presses the last answer's button
-        of that number; /lang and /tz change the session."""
-        answer = self._respond(line)
+        of that number."""
+        answer = self._run(self._respond(line))
         if answer is not None:
             self.buttons = _flat(answer.buttons)
         return answer
 
     def press(self, button: Button) -> Answer | None:
-        """What tapping a button does in the bot: a cause's fix, the four causes, or the next triage step."""
-        responder, lang, data = self.responder, self.lang, button.data
-        pick = TriagePick.parse(data)
-        if pick is not None:
-            lang = pick.lang or lang  # the language the triage was asked in
-            step = responder.triage_pick(pick, lang)
-            return self._live(step, lang) if step is not None else None
-        if data == CAUSES_BUTTON:
-            return responder.causes(lang)
-        if data.startswith(CAUSE_BUTTON):
-            return responder.cause_page(data[len(CAUSE_BUTTON) :], lang)
-        return None
+        """What tapping a button does in the bot: a cause's fix, the causes, or the next triage step."""
+        return self._run(self.conversation.press(button.data, self.sender, self.sender.user_id, None)).answer
 
-    def _respond(self, line: str) -> Answer | None:
+    async def _respond(self, line: str) -> Answer | None:
         line = line.strip()
+        conversation, sender = self.conversation, self.sender
         if not line:
             return None
-        responder, lang = self.responder, self.lang
         if line.isdigit() and 1 <= int(line) <= len(self.buttons):
-            return self.press(self.buttons[int(line) - 1])
+            pressed = await conversation.press(self.buttons[int(line) - 1].data, sender, sender.user_id, None)
+            return pressed.answer
         if not line.startswith("/"):
-            reply_lang = reply_lang_of(line) or lang
-            answer = responder.diagnosis(line, reply_lang)
-            if answer.asks_status and self.status is not None:
-                return self._status()
-            return self._live(answer, reply_lang)
+            return await conversation.diagnose(line, sender)
         command, _, args = line.partition(" ")
-        command = command.split("@", 1)[0].lower()
-        if command == "/start":
-            return responder.start(lang)
-        if command == "/help":
-            return responder.help(lang)
-        if command == "/causes":
-            return responder.causes(lang)
-        if command == "/fix":
-            return self._live(responder.fix(args, lang), lang)
-        if command == "/status":
-            return self._status()
-        if command == "/tz":
-            return self._tz(args.strip())
-        if command == "/lang":
-            new = args.strip().lower()
-            if new not in ("zh", "en"):
-                return responder.say("lang_usage", lang)
-            self.lang = new
-            return responder.say("lang_set", new)
-        return responder.say("console_unknown_command", lang)
+        run = _COMMANDS.get(command.split("@", 1)[0].lower())
+        if run is None:
+            return conversation.responder.say("console_unknown_command", await conversation.settings_lang(sender))
+        return await run(conversation, sender, args)
+
+
+async def _anyone() -> bool:
+    return True
+
+
+_COMMANDS: dict[str, Callable[[Conversation, Sender, str], Awaitable[Answer]]] = {
+    "/start": lambda c, s, a: c.start(s),
+    "/help": lambda c, s, a: c.help(s),
+    "/causes": lambda c, s, a: c.causes(s),
+    "/fix": lambda c, s, a: c.fix(a, s),
+    "/status": lambda c, s, a: c.status_page(s),
+    "/tz": lambda c, s, a: c.tz(a, s),
+    "/lang": lambda c, s, a: c.set_lang(a, s, _anyone),
+    "/privacy": lambda c, s, a: c.privacy(s),
+}
 
 
 def _status_client(url: str) -> StatusClient | None:
@@ -208,25 +172,26 @@ def chat(
     *,
     status_url: str | None = None,
     now: Callable[[], datetime] = _utcnow,
+    settings: Settings | None = None,
 ) -> int:
     """Run the console chat until end of input or /quit.
 
-    `status_url` is the status page for the live lines; by default STATUS_PAGE_URL when chatting on a terminal,
-    and none for piped input, so scripted runs (and tests) never touch the network."""
+    `status_url` is the status page for the live lines; by default the settings' STATUS_PAGE_URL when chatting on a
+    terminal, and none for piped input, so scripted runs (and tests) never touch the network."""
+    settings = settings or load_settings(need_token=False)
     stdin = stdin or sys.stdin
     out = out or sys.stdout
     interactive = stdin.isatty()
     if status_url is None and interactive:
-        from bot.settings import DEFAULT_STATUS_PAGE
-
-        status_url = os.environ.get("STATUS_PAGE_URL", DEFAULT_STATUS_PAGE)
-    responder = Responder(get_matcher(), Markup.PLAIN)
-    session = Session(responder, lang or _lang_from_env(), _status_client(status_url or ""), now)
+        status_url = settings.status_page_url
+    responder = Responder(get_matcher(directory=settings.knowledge_dir), Markup.PLAIN)
+    locale = (settings.locale or "").split(".")[0] or None
+    session = Session(responder, lang or locale, _status_client(status_url or ""), now)
     print(responder.say("console_hint", session.lang).text, file=out)
     print(file=out)
-    start = responder.start(session.lang)
-    session.buttons = _flat(start.buttons)
-    _show(start, out)
+    start = session.respond("/start")
+    if start is not None:
+        _show(start, out)
     prompt = _prompt if interactive and stdin is sys.stdin else None
     if prompt is not None:
         # input() gets line editing and history from readline, where the platform has it.
@@ -246,13 +211,11 @@ def chat(
         session.close()
 
 
-def default_entry() -> int:
+def default_entry(settings: Settings | None = None) -> int:
     """`claude-doctor` with no arguments: the bot when a token is configured, else the console chat."""
-    from bot.settings import load_dotenv_if_present
-
-    load_dotenv_if_present()
-    if os.environ.get("TELEGRAM_BOT_TOKEN", "").strip():
+    settings = settings or load_settings(need_token=False)
+    if settings.token:
         from bot.telegram.app import run_bot
 
         return run_bot(webhook=False)
-    return chat()
+    return chat(settings=settings)

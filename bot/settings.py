@@ -1,4 +1,5 @@
-"""Settings from the environment (and a .env file), validated up front with one clear line per problem."""
+"""Settings from the environment (and a .env file), validated up front with one clear line per problem. The only
+module that reads the environment: everything else is given a `Settings`."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ class ConfigError(Exception):
 class Settings:
     """Everything the bot needs from its environment."""
 
-    token: str
+    token: str = ""
     base_url: str = OFFICIAL_BASE_URL
     base_file_url: str = "https://api.telegram.org/file/bot"
     webhook_url: str | None = None
@@ -46,13 +47,21 @@ class Settings:
     metrics_port: int | None = None
     # "text" or "json" (one event a line).
     log_format: str = "text"
+    # postgresql://... for a store shared by several replicas; None: SQLite in data_dir.
+    database_url: str | None = None
+    # A knowledge base folder to use instead of the one shipped with the package.
+    knowledge_dir: Path | None = None
+    # The console's locale (LANG / LC_ALL), its reader's language when nothing else says.
+    locale: str | None = None
 
 
-def load_dotenv_if_present() -> None:
-    """Read ./.env into the environment without overriding variables that are already set."""
-    from dotenv import load_dotenv
+def read_environment() -> dict[str, str]:
+    """The process environment with ./.env under it (a variable already set wins over the file)."""
+    from dotenv import dotenv_values
 
-    load_dotenv(Path.cwd() / ".env", override=False)
+    env = {k: v for k, v in dotenv_values(Path.cwd() / ".env").items() if v is not None}
+    env.update(os.environ)
+    return env
 
 
 def file_url_for(base_url: str) -> str:
@@ -61,17 +70,18 @@ def file_url_for(base_url: str) -> str:
     return f"{head}/file/bot{tail}" if sep else base_url.rstrip("/") + "/file/bot"
 
 
-def load_settings(*, webhook: bool = False, env: dict[str, str] | None = None) -> Settings:
-    """Settings from `env` (default: the process environment), or ConfigError naming the first bad variable."""
-    env = dict(os.environ) if env is None else env
+def load_settings(*, webhook: bool = False, env: dict[str, str] | None = None, need_token: bool = True) -> Settings:
+    """Settings from `env` (default: the process environment and ./.env), or ConfigError naming the first bad
+    variable. Without `need_token` (the console, the CLI) a missing token is no error."""
+    env = read_environment() if env is None else env
 
     def get(name: str, default: str = "") -> str:
         return env.get(name, default).strip()
 
     token = get("TELEGRAM_BOT_TOKEN")
-    if not token:
+    if not token and need_token:
         raise ConfigError("TELEGRAM_BOT_TOKEN is not set: get a token from @BotFather and put it in the environment")
-    if not re.fullmatch(r"\d+:[A-Za-z0-9_-]{20,}", token):
+    if token and not re.fullmatch(r"\d+:[A-Za-z0-9_-]{20,}", token):
         raise ConfigError("TELEGRAM_BOT_TOKEN does not look like a bot token (expected '123456:ABC...')")
     base_url = get("TELEGRAM_BASE_URL") or OFFICIAL_BASE_URL
     if not base_url.startswith(("http://", "https://")):
@@ -111,7 +121,13 @@ def load_settings(*, webhook: bool = False, env: dict[str, str] | None = None) -
     operators = get("OPERATOR_IDS").replace(",", " ").split()
     if not all(o.lstrip("-").isdigit() for o in operators):
         raise ConfigError("OPERATOR_IDS must be Telegram user ids (numbers) separated by commas")
+    database_url = get("DATABASE_URL") or None
+    if database_url is not None and not database_url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("DATABASE_URL must be a postgresql:// URL (leave it unset for SQLite in DATA_DIR)")
     return Settings(
+        database_url=database_url,
+        knowledge_dir=Path(get("KNOWLEDGE_DIR")) if get("KNOWLEDGE_DIR") else None,
+        locale=(get("LC_ALL") or get("LANG") or None),
         operator_ids=frozenset(int(o) for o in operators),
         misses_days=int(days_text),
         metrics_port=int(metrics_text) if metrics_text else None,

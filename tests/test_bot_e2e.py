@@ -12,12 +12,15 @@ import pytest
 from telegram.ext import Application
 
 from bot.core.matcher import get_matcher
-from bot.services.storage import Storage
+from bot.services.sqlite_store import SqliteStore
 from bot.settings import Settings
 from bot.telegram.app import _post_init, build_application
 from tests.fakebotapi import BLOCKED_BY_USER, Call, FakeBotApi, flood, started_polling, started_webhook
 
 CAPACITY = "Due to unexpected capacity constraints, Claude is unable to respond to your message. Please try again soon."
+# Too short to say what language it is in: the reader's settings decide.
+SHORT_CAPACITY = "API 529"
+TRADITIONAL_SERVICE = "Claude 現在無法回應，服務暫時中斷"
 NETWORK = "Request timed out. Check your internet connection and proxy settings"
 GROUP = -1001234567890
 ALICE = 1001
@@ -38,7 +41,7 @@ def settings_for(server: FakeBotApi, data_dir: Path) -> Settings:
 
 
 def make_app(server: FakeBotApi, data_dir: Path) -> Application:  # type: ignore[type-arg]
-    return build_application(settings_for(server, data_dir), get_matcher(), Storage(data_dir))
+    return build_application(settings_for(server, data_dir), get_matcher(), SqliteStore(data_dir))
 
 
 @pytest.fixture
@@ -47,7 +50,7 @@ async def bot(fake_bot_api: FakeBotApi, tmp_path: Path) -> AsyncIterator[FakeBot
     app = make_app(fake_bot_api, tmp_path)
     async with started_polling(app):
         yield fake_bot_api
-    app.bot_data["doctor"].storage.close()
+    await app.bot_data["conversation"].store.close()
 
 
 def to_chat(chat_id: int) -> Any:
@@ -77,20 +80,28 @@ async def test_private_error_gets_cause_fix_and_buttons_in_html(bot: FakeBotApi)
     assert [b.rsplit(":", 1)[1] for b in buttons(call) if b.startswith("fb:")] == ["up", "down"]
 
 
-async def test_chinese_user_gets_chinese_and_traditional_user_traditional(bot: FakeBotApi) -> None:
-    bot.push_update(bot.make.private_message(CAPACITY, language_code="zh-hans"))
+async def test_a_paste_that_does_not_decide_is_answered_in_the_telegram_language(bot: FakeBotApi) -> None:
+    bot.push_update(bot.make.private_message(SHORT_CAPACITY, language_code="zh-hans"))
     assert "访问量太高" in (await bot.wait_for_call("sendMessage")).text
     mark = bot.mark()
-    bot.push_update(bot.make.private_message(CAPACITY, language_code="zh-hant"))
+    bot.push_update(bot.make.private_message(SHORT_CAPACITY, language_code="zh-hant"))
     assert "訪問量太高" in (await bot.wait_for_call("sendMessage", since=mark)).text
+
+
+async def test_a_pasted_error_is_answered_in_its_own_language_whatever_the_settings(bot: FakeBotApi) -> None:
+    bot.push_update(bot.make.private_message(TRADITIONAL_SERVICE, language_code="en"))
+    assert "服務" in (await bot.wait_for_call("sendMessage")).text
+    mark = bot.mark()
+    bot.push_update(bot.make.private_message(CAPACITY, language_code="zh-hans"))
+    assert "3. Capacity" in (await bot.wait_for_call("sendMessage", since=mark)).text
 
 
 async def test_lang_command_overrides_the_telegram_language(bot: FakeBotApi) -> None:
     bot.push_update(bot.make.private_message("/lang zh"))
     assert "中文" in (await bot.wait_for_call("sendMessage")).text
     mark = bot.mark()
-    bot.push_update(bot.make.private_message(NETWORK))
-    assert "网络异常" in (await bot.wait_for_call("sendMessage", since=mark)).text
+    bot.push_update(bot.make.private_message(SHORT_CAPACITY))
+    assert "访问量太高" in (await bot.wait_for_call("sendMessage", since=mark)).text
 
 
 async def test_start_help_and_causes(bot: FakeBotApi) -> None:
@@ -104,7 +115,7 @@ async def test_start_help_and_causes(bot: FakeBotApi) -> None:
     ("command", "needle"),
     [
         ("/fix 2", "2. Service disruption"),
-        ("/fix 网络", "1. Network"),
+        ("/fix 网络", "1. 网络异常"),
         ("/fix", "Send me the error"),
         (f"/fix {CAPACITY}", "3. Capacity"),
         ("/fix banana", "no cause called"),
@@ -223,7 +234,7 @@ async def test_autoreply_switch_is_for_admins_and_survives_a_restart(fake_bot_ap
         mark = server.mark()
         server.push_update(server.make.group_message("/autoreply off", user=server.make.user(BOB, "Bob")))
         assert "off" in (await server.wait_for_call("sendMessage", to_chat(GROUP), since=mark)).text
-    app.bot_data["doctor"].storage.close()
+    await app.bot_data["conversation"].store.close()
     again = make_app(server, tmp_path)
     async with started_polling(again):
         mark = server.mark()
@@ -232,7 +243,7 @@ async def test_autoreply_switch_is_for_admins_and_survives_a_restart(fake_bot_ap
         mark = server.mark()
         server.push_update(server.make.group_message(f"/fix {CAPACITY}"))
         assert "3. Capacity" in (await server.wait_for_call("sendMessage", to_chat(GROUP), since=mark)).text
-    again.bot_data["doctor"].storage.close()
+    await again.bot_data["conversation"].store.close()
 
 
 async def test_group_language_set_by_admin(bot: FakeBotApi) -> None:
@@ -240,7 +251,7 @@ async def test_group_language_set_by_admin(bot: FakeBotApi) -> None:
     bot.push_update(bot.make.group_message("/lang zh"))
     await bot.wait_for_call("sendMessage", to_chat(GROUP))
     mark = bot.mark()
-    bot.push_update(bot.make.group_message(CAPACITY))
+    bot.push_update(bot.make.group_message(f"@claude_doctor_bot {SHORT_CAPACITY}"))
     assert "访问量太高" in (await bot.wait_for_call("sendMessage", to_chat(GROUP), since=mark)).text
 
 
@@ -291,7 +302,7 @@ async def test_command_menus_are_registered_in_both_languages(fake_bot_api: Fake
         await _post_init(app)
     calls = fake_bot_api.calls("setMyCommands")
     assert {c.params.get("language_code") for c in calls} == {None, "zh"}
-    app.bot_data["doctor"].storage.close()
+    await app.bot_data["conversation"].store.close()
 
 
 async def test_menu_failure_is_logged_and_the_bot_runs_on(
@@ -306,14 +317,14 @@ async def test_menu_failure_is_logged_and_the_bot_runs_on(
         fake_bot_api.push_update(fake_bot_api.make.private_message(CAPACITY))
         assert (await fake_bot_api.wait_for_call("sendMessage")).ok
     assert "could not register the en command menu" in caplog.text
-    app.bot_data["doctor"].storage.close()
+    await app.bot_data["conversation"].store.close()
 
 
 async def test_webhook_mode_verifies_the_secret(
     fake_bot_api: FakeBotApi, tmp_path: Path, free_port: int, post_webhook_update: Any
 ) -> None:
     settings = replace(settings_for(fake_bot_api, tmp_path), webhook_secret="s3cret")
-    app = build_application(settings, get_matcher(), Storage(tmp_path))
+    app = build_application(settings, get_matcher(), SqliteStore(tmp_path))
     url = f"http://127.0.0.1:{free_port}/hook"
     async with started_webhook(
         app, listen="127.0.0.1", port=free_port, url_path="hook", webhook_url=url, secret_token="s3cret"
@@ -324,7 +335,7 @@ async def test_webhook_mode_verifies_the_secret(
         assert await post_webhook_update(url, update, secret_token="s3cret") == 200
         assert "3. Capacity" in (await fake_bot_api.wait_for_call("sendMessage")).text
         assert len(fake_bot_api.calls("sendMessage")) == 1
-    app.bot_data["doctor"].storage.close()
+    await app.bot_data["conversation"].store.close()
 
 
 async def test_a_vague_report_in_a_group_is_triaged_for_the_asker_only(bot: FakeBotApi) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from bot.core.matcher import get_matcher
 from bot.services.ocr import OcrService
-from bot.services.storage import Storage
+from bot.services.sqlite_store import SqliteStore
 from bot.telegram.app import build_application
 from tests.fakebotapi import FakeBotApi, started_polling
 from tests.test_bot_e2e import settings_for
@@ -37,10 +37,10 @@ def capacity_png(ocr: OcrService) -> bytes:
 
 
 async def polling(server: FakeBotApi, data_dir: Path, ocr: OcrService | None) -> AsyncIterator[FakeBotApi]:
-    app = build_application(settings_for(server, data_dir), get_matcher(), Storage(data_dir), ocr=ocr)
+    app = build_application(settings_for(server, data_dir), get_matcher(), SqliteStore(data_dir), ocr=ocr)
     async with started_polling(app):
         yield server
-    app.bot_data["doctor"].storage.close()
+    await app.bot_data["conversation"].store.close()
 
 
 @pytest.fixture

@@ -3,13 +3,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sqlite3
+from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 
 from bot.cli import main
+from bot.conversation import Conversation
 from bot.services.ledger import mask
-from bot.telegram.handlers import Doctor
+from bot.services.sqlite_store import STORE_FILE
 from tests.fakebotapi import FakeBotApi
 from tests.test_faults import running, user
 
@@ -26,11 +30,17 @@ def feedback_buttons(call: object) -> list[str]:
     ]
 
 
-def counts(doctor: Doctor) -> tuple[int, int]:
-    db = doctor.storage.db
-    return db.execute("SELECT COUNT(*) FROM misses").fetchone()[0], db.execute(
-        "SELECT COUNT(*) FROM recent_texts"
-    ).fetchone()[0]
+def rows(data_dir: Path, sql: str) -> list[tuple[object, ...]]:
+    """What the store holds, read from its file as an operator would."""
+    with closing(sqlite3.connect(data_dir / STORE_FILE)) as db:
+        return db.execute(sql).fetchall()
+
+
+def counts(data_dir: Path) -> tuple[int, int]:
+    """Misses kept, and texts kept for their feedback."""
+    return rows(data_dir, "SELECT COUNT(*) FROM misses")[0][0], rows(data_dir, "SELECT COUNT(*) FROM recent_texts")[0][
+        0
+    ]  # type: ignore[return-value]
 
 
 def test_keys_tokens_and_addresses_are_masked() -> None:
@@ -43,8 +53,7 @@ async def test_a_thumbs_down_with_the_right_cause_becomes_a_labelled_masked_miss
     fake_bot_api: FakeBotApi, tmp_path: Path, capsys: object
 ) -> None:
     api = fake_bot_api
-    async with running(api, tmp_path) as app:
-        doctor: Doctor = app.bot_data["doctor"]
+    async with running(api, tmp_path):
         api.push_update(api.make.private_message(UNKNOWN, user=user(api, ALICE)))
         answer = await api.wait_for_call("sendMessage", lambda c: c.ok and c.chat_id == ALICE)
         assert "couldn't recognise" in answer.text
@@ -57,44 +66,43 @@ async def test_a_thumbs_down_with_the_right_cause_becomes_a_labelled_masked_miss
         api.push_update(api.make.callback_query(capacity, answer.result, user=user(api, ALICE)))
         thanks = await api.wait_for_call("answerCallbackQuery", lambda c: "Thanks" in str(c.params), since=mark)
         assert thanks.ok
-        assert main(["misses", "--data-dir", str(tmp_path)]) == 0
+        # The CLI runs its own event loop: from this test's loop, in a thread.
+        assert await asyncio.to_thread(main, ["misses", "--data-dir", str(tmp_path)]) == 0
         out = capsys.readouterr().out  # type: ignore[attr-defined]
         assert "labelled: capacity" in out and "sk-ant-***" in out and "<email>" in out
         assert "abcdefghijklmnop" not in out and "a.user@example.com" not in out
         export = tmp_path / "misses.jsonl"
-        assert main(["misses", "--data-dir", str(tmp_path), "--export", str(export)]) == 0
+        assert await asyncio.to_thread(main, ["misses", "--data-dir", str(tmp_path), "--export", str(export)]) == 0
         [row] = [json.loads(line) for line in export.read_text(encoding="utf-8").splitlines()]
         assert row["causes"] == ["capacity"] and "sk-ant-***" in row["text"]
         # /forget deletes what came from Alice.
         api.push_update(api.make.private_message("/forget", user=user(api, ALICE)))
         forgot = await api.wait_for_call("sendMessage", lambda c: c.ok and "Deleted" in c.text)
         assert "Deleted 2 text(s)" in forgot.text
-        assert counts(doctor) == (0, 0)
+        assert counts(tmp_path) == (0, 0)
 
 
 async def test_misses_are_deleted_after_misses_days(fake_bot_api: FakeBotApi, tmp_path: Path) -> None:
     api = fake_bot_api
     async with running(api, tmp_path, misses_days=30) as app:
-        doctor: Doctor = app.bot_data["doctor"]
-        assert doctor.ledger is not None
+        doctor: Conversation = app.bot_data["conversation"]
         api.push_update(api.make.private_message(UNKNOWN, user=user(api, ALICE)))
         await api.wait_for_call("sendMessage", lambda c: c.ok and c.chat_id == ALICE)
-        assert counts(doctor) == (1, 1)
+        assert counts(tmp_path) == (1, 1)
         start = doctor.now()
-        await doctor.storage.write(doctor.ledger.purge, start + timedelta(days=29), doctor.misses_days)
-        assert counts(doctor) == (1, 0)  # the kept text goes after two days, the miss after thirty
-        await doctor.storage.write(doctor.ledger.purge, start + timedelta(days=31), doctor.misses_days)
-        assert counts(doctor) == (0, 0)
+        await doctor.store.purge(start + timedelta(days=29), doctor.misses_days)
+        assert counts(tmp_path) == (1, 0)  # the kept text goes after two days, the miss after thirty
+        await doctor.store.purge(start + timedelta(days=31), doctor.misses_days)
+        assert counts(tmp_path) == (0, 0)
 
 
 async def test_a_group_message_nobody_addressed_is_never_kept(fake_bot_api: FakeBotApi, tmp_path: Path) -> None:
     api = fake_bot_api
-    async with running(api, tmp_path) as app:
-        doctor: Doctor = app.bot_data["doctor"]
+    async with running(api, tmp_path):
         api.push_update(api.make.group_message(CAPACITY, user=user(api, ALICE)))
         await api.wait_for_call("sendMessage", lambda c: c.ok and c.chat_id == GROUP)
-        assert counts(doctor) == (0, 0)
-        [(how, answer)] = doctor.storage.db.execute("SELECT how, answer FROM diagnoses").fetchall()
+        assert counts(tmp_path) == (0, 0)
+        [(how, answer)] = rows(tmp_path, "SELECT how, answer FROM diagnoses")
         assert (how, answer) == ("auto", "capacity")
 
 
@@ -112,37 +120,32 @@ async def test_stats_are_for_operators_only(fake_bot_api: FakeBotApi, tmp_path: 
         assert "answers: 1" in stats.text and "capacity 1" in stats.text
 
 
-def test_one_vote_per_user_per_answer_and_a_new_one_replaces_it(tmp_path: Path) -> None:
+async def test_one_vote_per_user_per_answer_and_a_new_one_replaces_it(tmp_path: Path) -> None:
     from datetime import UTC, datetime
 
-    from bot.core.matcher import diagnose
-    from bot.services.ledger import Ledger
-    from bot.services.storage import Storage
+    from bot.services.sqlite_store import SqliteStore
 
-    storage = Storage(tmp_path)
-    ledger = Ledger(storage)
+    store = SqliteStore(tmp_path)
     now = datetime(2026, 12, 3, tzinfo=UTC)
-    answer = ledger.record(diagnose(CAPACITY), lang="en", how="private", kb_version="v", now=now)
-    assert (
-        ledger.vote(answer, 1, "up", now) and ledger.vote(answer, 1, "down", now) and ledger.vote(answer, 2, "up", now)
-    )
-    votes = storage.db.execute("SELECT vote FROM feedback ORDER BY vote").fetchall()
-    assert votes == [("down",), ("up",)]
-    assert not ledger.vote(answer + 99, 1, "up", now)
-    assert "capacity: 1 up, 1 down" in ledger.stats(now, 7).format("v")
-    storage.close()
+    answer = await store.record("capacity", 0.9, lang="en", how="private", kb_version="v", now=now)
+    assert answer is not None
+    assert all([await store.vote(answer, 1, "up", now), await store.vote(answer, 1, "down", now)])
+    assert await store.vote(answer, 2, "up", now)
+    assert rows(tmp_path, "SELECT vote FROM feedback ORDER BY vote") == [("down",), ("up",)]
+    assert not await store.vote(answer + 99, 1, "up", now)
+    assert "capacity: 1 up, 1 down" in (await store.stats(now, 7)).format("v")
+    await store.close()
 
 
 async def test_a_problem_told_in_words_that_starts_a_triage_is_kept_as_a_miss(
     fake_bot_api: FakeBotApi, tmp_path: Path
 ) -> None:
     api = fake_bot_api
-    async with running(api, tmp_path) as app:
-        doctor: Doctor = app.bot_data["doctor"]
+    async with running(api, tmp_path):
         api.push_update(api.make.private_message("claude keeps cutting off mid answer", user=user(api, ALICE)))
         question = await api.wait_for_call("sendMessage", lambda c: c.ok and c.chat_id == ALICE)
         assert not feedback_buttons(question)  # the triage's own buttons, no 👍/👎
-        assert counts(doctor) == (1, 1)
+        assert counts(tmp_path) == (1, 1)
 
 
 def test_misses_from_a_folder_the_bot_never_used_is_an_error_not_an_empty_record(tmp_path: Path) -> None:

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
+from bot.conversation import Conversation
 from bot.core.knowledge import knowledge_version, load_knowledge
 from bot.core.matcher import Matcher
 from bot.core.replies import Markup
 from bot.core.responder import Responder
-from bot.services.storage import Storage
-from bot.telegram.handlers import Doctor
+from bot.services.memory_store import MemoryStore
 from tests.fakebotapi import FakeBotApi
 from tests.test_faults import bot_process, running, started, stderr_of, user
 
@@ -56,8 +56,7 @@ def test_version_names_the_knowledge_base(capsys: pytest.CaptureFixture[str]) ->
 
 
 async def test_a_reload_swaps_in_the_edited_knowledge_and_refuses_a_broken_one(kb_copy: Path, tmp_path: Path) -> None:
-    storage = Storage(tmp_path / "data")
-    doctor = Doctor(Responder(Matcher(load_knowledge(kb_copy)), Markup.PLAIN), storage)
+    doctor = Conversation(Responder(Matcher(load_knowledge(kb_copy)), Markup.PLAIN), MemoryStore())
     assert doctor.responder.diagnosis(NEW_ERROR, "en").diagnosis.cause is None  # type: ignore[union-attr]
     add_signature(kb_copy)
     assert await doctor.reload_knowledge() == []
@@ -66,7 +65,6 @@ async def test_a_reload_swaps_in_the_edited_knowledge_and_refuses_a_broken_one(k
     problems = await doctor.reload_knowledge()
     assert problems and all(str(kb_copy / "service.yaml") in p for p in problems)
     assert doctor.responder.diagnosis(NEW_ERROR, "en").diagnosis.cause == "capacity"  # type: ignore[union-attr]
-    storage.close()
 
 
 async def ask(api: FakeBotApi, n: int) -> str:

@@ -16,12 +16,14 @@ from typing import Any
 import pytest
 from telegram.ext import Application, CallbackContext
 
+from bot.conversation import Conversation
 from bot.core.matcher import get_matcher
+from bot.notifier import StatusNotifier
+from bot.services.sqlite_store import SqliteStore
 from bot.services.status import StatusClient
-from bot.services.storage import Storage
 from bot.settings import Settings
 from bot.telegram.app import _post_init, build_application
-from bot.telegram.handlers import POLL_JOB, Doctor, poll_job, poll_once
+from bot.telegram.handlers import POLL_JOB, poll_job
 from tests.fake_statuspage import MINOR_NEXT_UPDATE_BODY, FakeStatuspage
 from tests.fakebotapi import BLOCKED_BY_USER, Call, FakeBotApi
 
@@ -42,7 +44,7 @@ App = Application  # type: ignore[type-arg]
 @asynccontextmanager
 async def running(server: FakeBotApi, data_dir: Path, page_url: str) -> AsyncIterator[App]:
     """The real application polling the fake Bot API, reading the page uncached (ttl 0) at a fixed time."""
-    storage = Storage(data_dir)
+    store = SqliteStore(data_dir)
     settings = Settings(
         token=server.token,
         base_url=server.base_url,
@@ -53,7 +55,7 @@ async def running(server: FakeBotApi, data_dir: Path, page_url: str) -> AsyncIte
         status_page_url=page_url,
     )
     status = StatusClient(page_url, timeout=2, ttl=0) if page_url else None
-    app = build_application(settings, get_matcher(), storage, status=status)
+    app = build_application(settings, get_matcher(), store, status=status)
     doctor(app).now = lambda: NOW
     await app.initialize()
     try:
@@ -69,7 +71,7 @@ async def running(server: FakeBotApi, data_dir: Path, page_url: str) -> AsyncIte
         await app.shutdown()
         assert app.post_shutdown is not None
         await app.post_shutdown(app)
-        storage.close()
+        await store.close()
 
 
 @pytest.fixture
@@ -78,8 +80,20 @@ async def bot(fake_bot_api: FakeBotApi, tmp_path: Path, page: FakeStatuspage) ->
         yield app
 
 
-def doctor(app: App) -> Doctor:
-    return app.bot_data["doctor"]
+def doctor(app: App) -> Conversation:
+    return app.bot_data["conversation"]
+
+
+def notifier(app: App) -> StatusNotifier:
+    return app.bot_data["notifier"]
+
+
+async def poll_once(app: App) -> bool:
+    return await notifier(app).poll_once()
+
+
+async def subscribed(app: App, chat_id: int) -> bool:
+    return chat_id in {s.chat_id for s in await doctor(app).store.subscriptions()}
 
 
 def to_chat(chat_id: int) -> Any:
@@ -170,7 +184,7 @@ async def test_status_and_subscribe_say_when_the_feature_is_off(fake_bot_api: Fa
     async with running(fake_bot_api, tmp_path, "") as app:
         assert "turned off" in (await say(fake_bot_api, "/status")).text
         assert "turned off" in (await say(fake_bot_api, "/subscribe")).text
-        assert not doctor(app).storage.is_subscribed(ALICE)
+        assert not await subscribed(app, ALICE)
 
 
 # --- live lines under diagnoses -------------------------------------------------------------------------
@@ -264,7 +278,7 @@ async def test_what_is_open_at_subscribe_time_is_shown_then_not_announced(
 async def test_subscribing_twice_says_so(bot: App, fake_bot_api: FakeBotApi) -> None:
     await say(fake_bot_api, "/subscribe")
     assert "already subscribed" in (await say(fake_bot_api, "/subscribe")).text
-    assert doctor(bot).storage.subscription_count() == 1
+    assert await doctor(bot).store.subscription_count() == 1
 
 
 async def test_poll_job_runs_only_while_someone_is_subscribed(bot: App, fake_bot_api: FakeBotApi) -> None:
@@ -304,8 +318,8 @@ async def test_chat_that_blocked_the_bot_is_unsubscribed(
     page.state = "minor"
     sent = await poll(bot, fake_bot_api)
     assert len(sent) == 1  # Alice's; Bob's failed
-    assert not doctor(bot).storage.is_subscribed(BOB)
-    assert doctor(bot).storage.is_subscribed(ALICE)
+    assert not await subscribed(bot, BOB)
+    assert await subscribed(bot, ALICE)
 
 
 async def test_chinese_subscriber_gets_chinese_messages(
@@ -322,7 +336,7 @@ async def test_in_groups_only_admins_subscribe(bot: App, fake_bot_api: FakeBotAp
     fake_bot_api.set_chat_member(GROUP, BOB, "administrator")
     assert "Only group admins" in (await in_group(fake_bot_api, "/subscribe")).text
     assert "Subscribed" in (await in_group(fake_bot_api, "/subscribe", user=BOB)).text
-    assert doctor(bot).storage.is_subscribed(GROUP)
+    assert await subscribed(bot, GROUP)
 
 
 async def test_removed_from_a_group_drops_its_subscription(bot: App, fake_bot_api: FakeBotApi) -> None:
@@ -330,7 +344,7 @@ async def test_removed_from_a_group_drops_its_subscription(bot: App, fake_bot_ap
     await in_group(fake_bot_api, "/subscribe", user=BOB)
     fake_bot_api.push_update(fake_bot_api.make.my_chat_member(fake_bot_api.make.group_chat(), new_status="kicked"))
     await say(fake_bot_api, "/start")  # handled after the membership change
-    assert not doctor(bot).storage.is_subscribed(GROUP)
+    assert not await subscribed(bot, GROUP)
     assert poll_jobs(bot) == []
 
 
@@ -338,15 +352,15 @@ async def test_a_group_upgraded_to_a_supergroup_keeps_its_subscription_and_setti
     bot: App, fake_bot_api: FakeBotApi
 ) -> None:
     old_id, new_id = -4242, -1004242
-    storage = doctor(bot).storage
-    storage.subscribe(old_id, "zh")
-    storage.set_autoreply(old_id, False)
+    store = doctor(bot).store
+    await store.subscribe(old_id, "zh")
+    await store.set_autoreply(old_id, False)
     for update in fake_bot_api.make.migration(old_id, new_id):
         fake_bot_api.push_update(update)
     await say(fake_bot_api, "/start")  # handled after both notices
-    assert storage.is_subscribed(new_id) and not storage.is_subscribed(old_id)
-    assert storage.chat(new_id).autoreply is False
-    assert [s.lang for s in storage.subscriptions()] == ["zh"]
+    assert await subscribed(bot, new_id) and not await subscribed(bot, old_id)
+    assert (await store.chat(new_id)).autoreply is False
+    assert [s.lang for s in await store.subscriptions()] == ["zh"]
 
 
 async def test_failing_page_backs_the_poll_off_and_recovery_resets_it(
@@ -354,18 +368,29 @@ async def test_failing_page_backs_the_poll_off_and_recovery_resets_it(
 ) -> None:
     await say(fake_bot_api, "/subscribe")
     page.state = "http500"
+    clock = [1_000_000.0]
+    notifier(bot).clock = lambda: clock[0]
     context = CallbackContext(bot)
-    delays = []
-    for _ in range(2):
+
+    async def tick() -> int:
+        """One run of the job; how many times it read the page."""
         for job in poll_jobs(bot):
             job.schedule_removal()
+        before = page.requests
         await poll_job(context)
         [job] = poll_jobs(bot)
-        delays.append((job.next_t - datetime.now(UTC)).total_seconds())
-    assert 110 < delays[0] <= 120 and 230 < delays[1] <= 240
+        # The next tick comes soon enough to keep the poller's lease; the page itself waits out the backoff.
+        assert (job.next_t - datetime.now(UTC)).total_seconds() <= notifier(bot).lease_seconds / 2
+        return page.requests - before
+
+    assert await tick() == 1 and notifier(bot).backoff.delay == 120
+    clock[0] += 119
+    assert await tick() == 0  # the backoff has not passed
+    clock[0] += 1
+    assert await tick() == 1 and notifier(bot).backoff.delay == 240
     page.state = "ok"
-    await poll_job(context)
-    assert doctor(bot).backoff.delay == 60
+    clock[0] += 240
+    assert await tick() == 1 and notifier(bot).backoff.delay == 60
 
 
 def test_malformed_status_page_url_stops_the_bot_with_one_line(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import bisect
 import re
 from collections import defaultdict
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from rapidfuzz import fuzz, process
@@ -970,12 +971,13 @@ def _describe(slot: _Score) -> str:
 _MATCHERS: dict[str, Matcher] = {}
 
 
-def get_matcher(kb: KnowledgeBase | None = None) -> Matcher:
-    """A Matcher for the knowledge base (default: the one KNOWLEDGE_DIR points at), built once and reused."""
+def get_matcher(kb: KnowledgeBase | None = None, *, directory: str | Path | None = None) -> Matcher:
+    """A Matcher for the knowledge base (default: the one in `directory`, else the one shipped with the package),
+    built once and reused."""
     if kb is None:
         from bot.core.knowledge import default_knowledge_dir, load_knowledge
 
-        key = str(default_knowledge_dir().resolve())
+        key = str(Path(directory).resolve() if directory is not None else default_knowledge_dir().resolve())
         if key not in _MATCHERS:
             _MATCHERS[key] = Matcher(load_knowledge(key))
         return _MATCHERS[key]

@@ -6,7 +6,6 @@ import asyncio
 import gc
 import logging
 import sys
-import time
 from urllib.parse import urlparse
 
 from telegram import Bot, BotCommand, LinkPreviewOptions
@@ -14,19 +13,19 @@ from telegram.constants import ParseMode
 from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import Application, ApplicationBuilder, Defaults
 
-from bot.core.knowledge import KnowledgeError, knowledge_version
+from bot.conversation import Conversation
+from bot.core.knowledge import KnowledgeError
 from bot.core.matcher import Matcher, get_matcher
 from bot.core.replies import Markup
 from bot.core.responder import Responder
-from bot.services.ledger import Ledger
+from bot.notifier import StatusNotifier
 from bot.services.metrics import watch_inbox
 from bot.services.ocr import OcrService, ocr_available
 from bot.services.status import StatusClient
-from bot.services.storage import Storage, StorageError
-from bot.settings import ConfigError, Settings, load_dotenv_if_present, load_settings, redact, setup_logging
-from bot.telegram.feedback import register_feedback
+from bot.services.store import StorageError, Store, open_store
+from bot.settings import ConfigError, Settings, load_settings, redact, setup_logging
 from bot.telegram.flood import FloodGate
-from bot.telegram.handlers import Doctor, ensure_polling, register
+from bot.telegram.handlers import ensure_polling, register, telegram_sender
 from bot.telegram.inbox import InboxRequest
 from bot.telegram.processor import ChatOrderedProcessor
 from bot.telegram.ratelimit import ChatRateLimiter
@@ -54,7 +53,7 @@ STATUS_TTL = 60.0
 def build_application(
     settings: Settings,
     matcher: Matcher,
-    storage: Storage,
+    store: Store,
     *,
     status: StatusClient | None = None,
     ocr: OcrService | None = None,
@@ -69,7 +68,7 @@ def build_application(
     elif status is None:
         status = StatusClient(settings.status_page_url, ttl=STATUS_TTL)
     processor = ChatOrderedProcessor(workers=settings.workers, flood=FloodGate())
-    updates_request = InboxRequest(storage)
+    updates_request = InboxRequest(store)
     application = (
         ApplicationBuilder()
         .token(settings.token)
@@ -84,52 +83,54 @@ def build_application(
         .post_shutdown(_post_shutdown)
         .build()
     )
-    doctor = Doctor(
+    conversation = Conversation(
         Responder(matcher, Markup.HTML),
-        storage,
+        store,
         status=status,
         ocr=ocr,
         operator_ids=settings.operator_ids,
-        ledger=Ledger(storage),
         misses_days=settings.misses_days,
-        kb_version=knowledge_version(matcher.kb.directory),
     )
-    watch_inbox(storage.inbox_count)
-    # Auto-answers given before a restart still count.
-    doctor.cooldown.load(storage.cooldowns_since(time.time() - doctor.cooldown.seconds))
-    application.bot_data["doctor"] = doctor
-    processor.attach(application, storage)
-    application.bot_data["runtime"] = Runtime(processor, updates_request, storage)
-    if status is not None and application.job_queue is None:
-        log.warning("python-telegram-bot's job-queue extra is missing: /subscribe will send no incident messages")
+    application.bot_data["conversation"] = conversation
+    if status is not None:
+        application.bot_data["notifier"] = StatusNotifier(conversation, telegram_sender(application))
+        if application.job_queue is None:
+            log.warning("python-telegram-bot's job-queue extra is missing: /subscribe will send no incident messages")
+    watch_inbox(store.inbox_count)
+    processor.attach(application, store)
+    application.bot_data["runtime"] = Runtime(processor, updates_request, store)
     register(application)
-    register_feedback(application)
     return application
 
 
 async def _post_init(application: Application) -> None:  # type: ignore[type-arg]
-    """Register the command menus in English (default) and Chinese (a failure is logged and the bot runs on), and
-    resume polling the status page if chats are subscribed."""
-    doctor: Doctor = application.bot_data["doctor"]
-    if doctor.storage.subscription_count():
+    """Register the command menus in each of the knowledge base's languages (a failure is logged and the bot runs
+    on), and resume polling the status page if chats are subscribed."""
+    conversation = conversation_of_app(application)
+    if await conversation.store.subscription_count():
         ensure_polling(application)
-    kb = doctor.responder.kb
-    for lang_code, lang in ((None, "en"), ("zh", "zh")):
+    kb = conversation.responder.kb
+    default = conversation.default_lang()
+    for lang in conversation.base_languages():
         commands = [BotCommand(name, kb.text(f"cmd_{name}", lang)) for name in COMMANDS]
         try:
-            await application.bot.set_my_commands(commands, language_code=lang_code)
+            await application.bot.set_my_commands(commands, language_code=None if lang == default else lang)
         except TelegramError as exc:
             log.warning("could not register the %s command menu: %s", lang, exc)
     log.info("running as @%s", application.bot.username)
 
 
+def conversation_of_app(application: Application) -> Conversation:  # type: ignore[type-arg]
+    return application.bot_data["conversation"]
+
+
 async def _post_shutdown(application: Application) -> None:  # type: ignore[type-arg]
     """Close the status page client's connections (and a fetch still in flight) and the OCR workers."""
-    doctor: Doctor = application.bot_data["doctor"]
-    if doctor.status is not None:
-        await doctor.status.aclose()
-    if doctor.ocr is not None:
-        doctor.ocr.close()
+    conversation = conversation_of_app(application)
+    if conversation.status is not None:
+        await conversation.status.aclose()
+    if conversation.ocr is not None:
+        conversation.ocr.close()
 
 
 async def _preflight(settings: Settings) -> None:
@@ -151,18 +152,19 @@ def _fail(message: str, code: int = 1, secrets: tuple[str | None, ...] = ()) -> 
     return code
 
 
-def run_bot(*, webhook: bool = False) -> int:
+def run_bot(*, webhook: bool = False, settings: Settings | None = None) -> int:
     """Start the bot until SIGTERM/SIGINT; every start-up failure and every fatal error (a revoked token, a second
-    instance) is one line on stderr and a non-zero exit."""
-    load_dotenv_if_present()
+    instance, an unreachable database) is one line on stderr and a non-zero exit."""
     try:
-        settings = load_settings(webhook=webhook)
+        settings = settings or load_settings(webhook=webhook)
+        if webhook and not (settings.webhook_url and settings.webhook_secret):
+            settings = load_settings(webhook=True)  # says which of the two is missing
     except ConfigError as exc:
         return _fail(str(exc), 2)
     secrets = (settings.token, settings.webhook_secret)
     setup_logging(settings.log_level, settings.token, (settings.webhook_secret,), settings.log_format)
     try:
-        matcher = get_matcher()
+        matcher = get_matcher(directory=settings.knowledge_dir)
     except KnowledgeError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -172,10 +174,6 @@ def run_bot(*, webhook: bool = False) -> int:
             StatusClient(settings.status_page_url)
         except ValueError as exc:
             return _fail(f"{exc} (or set it empty to turn status checks off)", 2)
-    try:
-        storage = Storage(settings.data_dir)
-    except StorageError as exc:
-        return _fail(str(exc))
     # The knowledge base and its index live as long as the process: frozen out of the collector's reach, they no
     # longer make each full collection a millisecond-scale stall in the middle of some diagnosis.
     gc.collect()
@@ -185,11 +183,11 @@ def run_bot(*, webhook: bool = False) -> int:
     else:
         ocr = None
         log.info("screenshots are off: install the ocr extra (pip install 'claude-doctor[ocr]') to read them")
-    application = build_application(settings, matcher, storage, ocr=ocr)
     api = urlparse(settings.base_url)
     try:
-        asyncio.run(_preflight(settings))
-        fatal = asyncio.run(serve(application, settings, webhook=webhook))
+        fatal = asyncio.run(_main(settings, matcher, ocr, webhook=webhook))
+    except StorageError as exc:
+        return _fail(str(exc), secrets=secrets)
     except InvalidToken:
         return _fail("Telegram rejected TELEGRAM_BOT_TOKEN: check it with @BotFather", secrets=secrets)
     except NetworkError as exc:
@@ -202,8 +200,17 @@ def run_bot(*, webhook: bool = False) -> int:
             where = f"{api.scheme}://{api.netloc}"
             return _fail(f"the Bot API at {where} did not answer with JSON (a proxy's page?)", secrets=secrets)
         return _fail(f"the Bot API refused to start the bot: {exc}", secrets=secrets)
-    finally:
-        storage.close()
     if fatal is not None:
         return _fail(fatal, secrets=secrets)
     return 0
+
+
+async def _main(settings: Settings, matcher: Matcher, ocr: OcrService | None, *, webhook: bool) -> str | None:
+    """Open the store, check the token, then serve; the store is opened on the loop that uses it (a PostgreSQL
+    pool belongs to its event loop) and closed on the way out."""
+    store = await open_store(settings)
+    try:
+        await _preflight(settings)
+        return await serve(build_application(settings, matcher, store, ocr=ocr), settings, webhook=webhook)
+    finally:
+        await store.close()

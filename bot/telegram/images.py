@@ -1,4 +1,4 @@
-"""Screenshots to text: which messages carry an image, and how reading one turns into text or a polite refusal."""
+"""Which Telegram messages carry an image, and where to download it from."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ from dataclasses import dataclass
 
 from telegram import Message
 
+from bot.conversation import MAX_DOWNLOAD
+
+__all__ = ["MAX_DOWNLOAD", "ImageRef", "image_of"]
+
 log = logging.getLogger(__name__)
 
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp")
-# Telegram's Bot API serves files up to 20 MB; larger ones can't even be downloaded.
-MAX_DOWNLOAD = 20 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -33,11 +35,3 @@ def image_of(message: Message | None) -> ImageRef | None:
     if doc is not None and (doc.mime_type or "").lower() in IMAGE_TYPES:
         return ImageRef(doc.file_id, doc.file_size)
     return None
-
-
-@dataclass(frozen=True)
-class ImageText:
-    """What reading an image gave: the text, or the key of the UI string that says why there is none."""
-
-    text: str = ""
-    problem: str | None = None
