@@ -276,9 +276,13 @@ def test_which_causes_carry_live_lines_comes_from_their_files(cause: str, status
         ("service.yaml", "number: 2\n", "number: 0\n", "number: 0", "number must be a whole number from 1, got 0"),
         ("ui.yaml", "cause_buttons_per_row: 2", "cause_buttons_per_row: 9", "per_row: 9", "a whole number 1-8"),
         ("known.yaml", "  - id: login\n", "  - id: other\n", "id: other", "'other' is reserved"),
+        ("matcher.yaml", "min_ratio: 72", "min_ratio: 720", "720", "min_ratio must be a fuzzy-match ratio in (0, 100]"),
+        ("matcher.yaml", "voiced_cue: 0.8", "voiced_cue: 8", "cue: 8", "voiced_cue must be a weight in (0, 1]"),
+        ("matcher.yaml", "greeting_words: 4", "greeting_words: 4.5", "4.5", "must be a whole number >= 1, got 4.5"),
+        ("matcher.yaml", "  spaceless_min: 6\n", "", "full_strength", "calibration is missing 'spaceless_min'"),
     ],
 )
-def test_a_broken_language_live_line_number_or_layout_names_file_and_line(
+def test_a_broken_language_live_line_number_layout_or_calibration_names_file_and_line(
     kb_copy: Path, name: str, old: str, new: str, needle: str, problem: str
 ) -> None:
     path = kb_copy / name

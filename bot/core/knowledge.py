@@ -175,6 +175,55 @@ class ContextFactors:
     advice: float = 0.35
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """How the matcher weighs fuzzy matches, typos, run-together text and short messages (matcher.yaml's
+    `calibration`, where each is explained)."""
+
+    full_strength: float
+    min_ratio: float
+    short_signature: float
+    short_min_ratio: float
+    truncated_min_ratio: float
+    middle_min_ratio: float
+    middle_min_weight: float
+    specific_status: float
+    token_typo_ratio: float
+    voiced_cue: float
+    quoted_cue: float
+    typo_min_letters: int
+    typo_two_edits: int
+    spaceless_letters: int
+    spaceless_ratio: int
+    spaceless_min: int
+    greeting_words: int
+    status_question_words: int
+
+
+# What each calibration value is and its range: "ratio" a fuzzy-match ratio (0-100], "weight" a cue or evidence
+# weight (0-1], "size" an amount of information in letters (> 0), "count" a whole number (>= 1).
+_CALIBRATION_KINDS = {
+    "full_strength": "size",
+    "min_ratio": "ratio",
+    "short_signature": "size",
+    "short_min_ratio": "ratio",
+    "truncated_min_ratio": "ratio",
+    "middle_min_ratio": "ratio",
+    "middle_min_weight": "size",
+    "specific_status": "weight",
+    "token_typo_ratio": "ratio",
+    "voiced_cue": "weight",
+    "quoted_cue": "weight",
+    "typo_min_letters": "count",
+    "typo_two_edits": "count",
+    "spaceless_letters": "count",
+    "spaceless_ratio": "count",
+    "spaceless_min": "count",
+    "greeting_words": "count",
+    "status_question_words": "count",
+}
+
+
 # libyaml parses the knowledge base about ten times faster than pure Python, with the same line marks.
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # What a word-list entry may hold: anything else is dropped when text is split into words.
@@ -208,6 +257,8 @@ class KnowledgeBase:
     terse_words: int = 6
     peak: dict[str, Any] | None = None
     triage: Triage | None = None
+    # Required of a matcher file, so always set by load_knowledge.
+    calibration: Calibration | None = None
     # Every reply language, the base languages first in their declared order, then the script variants.
     language_table: tuple[Language, ...] = ()
     default_language: str = ""
@@ -366,6 +417,7 @@ def load_knowledge(directory: str | os.PathLike[str] | None = None) -> Knowledge
         terse_words=acc.terse_words,
         peak=acc.peak,
         triage=acc.triage,
+        calibration=acc.calibration,
         language_table=acc.language_table,
         default_language=acc.default_language,
         cause_buttons_per_row=acc.cause_buttons_per_row or 2,
@@ -384,6 +436,7 @@ class _Accumulator:
         self.thresholds: Thresholds | None = None
         self.vocabularies: dict[str, list[str]] = {}
         self.context_factors: ContextFactors | None = None
+        self.calibration: Calibration | None = None
         self.terse_words = 6
         self.peak: dict[str, Any] | None = None
         self.triage: Triage | None = None
@@ -1025,7 +1078,7 @@ class _FileReader:
 
     def read_matcher(self, root: yaml.MappingNode, fields: dict[str, tuple[yaml.Node, yaml.Node]]) -> None:
         optional = ("context_factors", "terse_words", *VOCABULARIES)
-        if not self.keys(root, fields, "the matcher file", ("kind", "thresholds"), optional):
+        if not self.keys(root, fields, "the matcher file", ("kind", "thresholds", "calibration"), optional):
             return
         if self.acc.thresholds is not None:
             self.problem(root, "a second matcher file: only one kind: matcher file is allowed")
@@ -1038,6 +1091,7 @@ class _FileReader:
             self.problem(node, "thresholds: strict must be at least as high as asked")
             return
         self.acc.thresholds = Thresholds(**values)
+        self.acc.calibration = self.read_calibration(fields["calibration"][1])
         if "context_factors" in fields:
             names = tuple(ContextFactors.__dataclass_fields__)
             factors = self.numbers(fields["context_factors"][1], "context_factors", names)
@@ -1058,6 +1112,29 @@ class _FileReader:
                         # Words are letters, digits and hanzi joined by ' . / - _: "c++" would be the word "c".
                         self.problem(item, f"{name}: '{w}' has {''.join(dropped)!r}, which matching ignores")
                 self.acc.vocabularies[name] = [clean(w) for w, _ in words]
+
+    def read_calibration(self, node: yaml.Node) -> Calibration | None:
+        sub = self.mapping(node, "calibration")
+        if sub is None or not self.keys(node, sub, "calibration", tuple(_CALIBRATION_KINDS)):
+            return None
+        values: dict[str, float | int] = {}
+        for key, kind in _CALIBRATION_KINDS.items():
+            value_node = sub[key][1]
+            value = self.scalar(value_node, f"calibration {key}")
+            number = not isinstance(value, bool) and isinstance(value, int | float)
+            if kind == "count":
+                ok, wanted = number and isinstance(value, int) and value >= 1, "a whole number >= 1"
+            elif kind == "ratio":
+                ok, wanted = number and 0 < value <= 100, "a fuzzy-match ratio in (0, 100]"
+            elif kind == "weight":
+                ok, wanted = number and 0 < value <= 1, "a weight in (0, 1]"
+            else:
+                ok, wanted = number and value > 0, "an amount of letters > 0"
+            if not ok:
+                self.problem(value_node, f"calibration {key} must be {wanted}, got {value!r}")
+                return None
+            values[key] = value if kind == "count" else float(value)
+        return Calibration(**values)  # type: ignore[arg-type]
 
     def read_peak(self, root: yaml.MappingNode, fields: dict[str, tuple[yaml.Node, yaml.Node]]) -> None:
         data = yaml.SafeLoader("").construct_document(root)  # type: ignore[no-untyped-call]

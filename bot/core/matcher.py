@@ -18,43 +18,23 @@ from bot.core.normalize import KANA, SPACED_LETTERS, clean, compact, has_cjk, we
 # Longer input is cut to its first and last halves of this: a 64 KB log is the largest realistic paste, the cap
 # bounds the work per message, and a log's error sits at its end.
 MAX_INPUT_CHARS = 65_536
-# Information (in letters; a hanzi counts 2.5) at which a signature match is fully convincing.
-_FULL_STRENGTH = 30.0
-# Texts longer than this (compact chars) go through the n-gram prefilter instead of scoring every signature.
+# How the matcher weighs what it finds (ratios, strengths, typo and run-together rules) is calibration, in
+# matcher.yaml's `calibration` (KnowledgeBase.calibration). What stays here bounds the work done per message or the
+# memory kept, and changes no diagnosis a message within the bounds gets: code, not data.
+# Texts longer than this (compact chars) go through the n-gram prefilter instead of scoring every signature; the
+# prefilter keeps the best candidates by shared grams of this length. Code: a speed-up, exact on the corpora.
 _PREFILTER_FROM = 400
 _GRAM = 4
 _MAX_CANDIDATES = 6
-_MIN_RATIO = 72.0
-# Short signatures match noise easily: below this weight they need a closer match.
-_SHORT_SIGNATURE = 40.0
-_SHORT_MIN_RATIO = 85.0
-# A copy cut short must match its part of the signature this closely, not just share the opening words.
-_TRUNCATED_MIN_RATIO = 85.0
-# A piece from the middle of a signature must match this closely.
-_MIDDLE_MIN_RATIO = 88.0
-# Status codes weighted at least this (529) are Anthropic's own; the others are any server's.
-_SPECIFIC_STATUS = 0.85
-# OCR and typo repair apply to texts of up to this many words (chat lines and screenshots, not logs).
+# OCR and typo repair apply to texts of up to this many words (chat lines and screenshots, not logs). Code: it
+# bounds the work per message; logs written by programs have no typos to repair.
 _REPAIR_MAX_WORDS = 300
-# Typo correction: words of at least this many letters, among the first N words of a text.
-_TYPO_MIN = 4
+# Typo correction looks at the first N words of a text. Code: it bounds the work per message.
 _TYPO_LIMIT = 150
-# Words this long may be two edits from the word they mean ("expereincing"); shorter ones only one.
-_TYPO_TWO_EDITS = 7
-# A fragment from the middle of a signature (not its start) needs this much information to count.
-_MIDDLE_MIN_WEIGHT = 25.0
-# Run-together words (OCR drops spaces): this many letters per space switches cue lookups to the compact form too.
-_SPACELESS_LETTERS = 12
-_SPACELESS_RATIO = 15
-# ...for cues and words at least this long there, so short ones don't match inside other words.
-_SPACELESS_MIN = 6
-# Error-type tokens with a typo ("overlaoded_error") still count, a little less, at this similarity.
-_TOKEN_TYPO_RATIO = 88.0
+# Remembered fuzzy lookups of unknown tokens. Code: a memory bound, no effect on answers.
 _NEAR_CACHE = 20_000
-# How many distinct unknown underscored tokens of one text get the fuzzy search.
+# How many distinct unknown underscored tokens of one text get the fuzzy search. Code: it bounds the work per message.
 _NEAR_TOKENS = 32
-# A cue this strong is an error's own wording: its words ("we are currently investigating") are not chat.
-_VOICED_CUE = 0.8
 # The pseudo-entry that negation phrases are filed under.
 _NEGATION = ""
 # Words of spaced scripts: Latin (accents too), Cyrillic, hangul. Kana run with hanzi and are matched as they are.
@@ -307,28 +287,31 @@ def _noisy_or(weights: list[float]) -> float:
     return 1.0 - miss
 
 
-def _ratio_quality(ratio: float) -> float:
-    """Map a fuzzy ratio to how much we trust it: typos and OCR slips cost little, loose matches a lot."""
+def _ratio_quality(ratio: float, min_ratio: float) -> float:
+    """Map a fuzzy ratio to how much we trust it: typos and OCR slips cost little, loose matches a lot; nothing
+    below `min_ratio`."""
+    # The curve's shape is code: its points (95, 85) and slopes were fitted together with min_ratio and the
+    # thresholds, so they are not separate knobs.
     if ratio >= 95:
         return 1.0
     if ratio >= 85:
         return 0.85 + (ratio - 85) * 0.015
-    if ratio >= _MIN_RATIO:
-        return 0.4 + (ratio - _MIN_RATIO) * (0.45 / (85 - _MIN_RATIO))
+    if ratio >= min_ratio:
+        return 0.4 + (ratio - min_ratio) * (0.45 / (85 - min_ratio))
     return 0.0
 
 
 class _Vocabulary:
     """A word list from the knowledge base, found as whole words, word sequences, or hanzi substrings."""
 
-    def __init__(self, entries: tuple[str, ...]) -> None:
+    def __init__(self, entries: tuple[str, ...], spaceless_min: int) -> None:
         self.single: set[str] = set()
         # Phrases and hanzi entries are tried only when their first word, or first two hanzi, is in the text.
         self.phrases: list[tuple[str, str]] = []
         # The same hanzi entries filed under their head, so a long Chinese text (thousands of heads) meets only
         # the entries whose head it has.
         self.cjk_by_head: dict[str, list[str]] = defaultdict(list)
-        self.packed = [p for p in map(compact, entries) if len(p) >= _SPACELESS_MIN and not _unspaced(p)]
+        self.packed = [p for p in map(compact, entries) if len(p) >= spaceless_min and not _unspaced(p)]
         for entry in entries:
             if _unspaced(entry):
                 self.cjk_by_head[_head(compact(entry))].append(compact(entry))
@@ -372,6 +355,9 @@ class Matcher:
 
     def __init__(self, kb: KnowledgeBase) -> None:
         self.kb = kb
+        if kb.calibration is None:
+            raise ValueError("the knowledge base has no matcher calibration (load it with load_knowledge)")
+        self.cal = kb.calibration
         self.entries: dict[str, Entry] = {e.id: e for e in iter_entries(kb)}
         self.order = {entry_id: n for n, entry_id in enumerate(self.entries)}
         self.signatures: list[Signature] = [s for e in iter_entries(kb) for s in e.signatures]
@@ -409,7 +395,7 @@ class Matcher:
         # edit away ("netwrok", "outtage", "conect") is found with a few dictionary lookups.
         self.deletions: dict[str, str] = {}
         for word in sorted(self.vocabulary, key=lambda w: (len(w), w)):
-            if len(word) >= _TYPO_MIN:
+            if len(word) >= self.cal.typo_min_letters:
                 for variant in (word, *_deletions(word)):
                     self.deletions.setdefault(variant, word)
         self.signature_grams = [max(1, len(t) - _GRAM + 1) for t in self.signature_texts]
@@ -421,18 +407,20 @@ class Matcher:
             (_required_literal(p), re.compile(p), e.id, p, w) for e in iter_entries(kb) for p, w in e.patterns.items()
         ]
         vocab = kb.vocabularies
-        self.claude_words = _Vocabulary(vocab["claude_words"])
-        self.domain_words = _Vocabulary(vocab["domain_words"])
-        self.question_words = _Vocabulary(vocab["question_words"])
-        self.trouble_words = _Vocabulary(vocab["trouble_words"])
-        self.foreign_words = _Vocabulary(vocab["foreign_words"])
-        self.elsewhere_words = _Vocabulary(vocab["elsewhere_words"])
-        self.advice_words = _Vocabulary(vocab["advice_words"])
-        self.chatty_words = _Vocabulary(vocab["chatty_words"])
-        self.greeting_words = _Vocabulary(vocab["greeting_words"])
-        self.status_questions = _Vocabulary(vocab["status_questions"])
+        self.claude_words = _Vocabulary(vocab["claude_words"], self.cal.spaceless_min)
+        self.domain_words = _Vocabulary(vocab["domain_words"], self.cal.spaceless_min)
+        self.question_words = _Vocabulary(vocab["question_words"], self.cal.spaceless_min)
+        self.trouble_words = _Vocabulary(vocab["trouble_words"], self.cal.spaceless_min)
+        self.foreign_words = _Vocabulary(vocab["foreign_words"], self.cal.spaceless_min)
+        self.elsewhere_words = _Vocabulary(vocab["elsewhere_words"], self.cal.spaceless_min)
+        self.advice_words = _Vocabulary(vocab["advice_words"], self.cal.spaceless_min)
+        self.chatty_words = _Vocabulary(vocab["chatty_words"], self.cal.spaceless_min)
+        self.greeting_words = _Vocabulary(vocab["greeting_words"], self.cal.spaceless_min)
+        self.status_questions = _Vocabulary(vocab["status_questions"], self.cal.spaceless_min)
         self.variant_words = {
-            entry.id: [(v.id, _Vocabulary(v.words)) for v in entry.variants] for entry in kb.causes if entry.variants
+            entry.id: [(v.id, _Vocabulary(v.words, self.cal.spaceless_min)) for v in entry.variants]
+            for entry in kb.causes
+            if entry.variants
         }
 
     def _vocabulary_words(self, kb: KnowledgeBase) -> frozenset[str]:
@@ -451,14 +439,15 @@ class Matcher:
         changed = False
         for i, word in enumerate(words[:_TYPO_LIMIT]):
             # A word two edits longer than the longest we know is no typo of it, and its deletions cost its square.
-            if not _TYPO_MIN <= len(word) <= self.longest_word + 2 or word in self.vocabulary or not word.isalpha():
+            too_short = len(word) < self.cal.typo_min_letters
+            if too_short or len(word) > self.longest_word + 2 or word in self.vocabulary or not word.isalpha():
                 continue
             fix = self.deletions.get(word) or next(
                 (self.deletions[d] for d in _deletions(word) if d in self.deletions), None
             )
             # Deletions on both sides meet at two edits apart: fine for long words, but "than" is not "hang".
             if fix is not None and (
-                len(word) >= _TYPO_TWO_EDITS or DamerauLevenshtein.distance(word, fix, score_cutoff=1) <= 1
+                len(word) >= self.cal.typo_two_edits or DamerauLevenshtein.distance(word, fix, score_cutoff=1) <= 1
             ):
                 out[i] = fix
                 changed = True
@@ -480,7 +469,7 @@ class Matcher:
             required = frozenset(words[:-1] if prefix else words)
             self.word_cues[words[0]].append((needle, required, entry_id, cue, w))
         packed = compact(body)
-        if len(packed) >= _SPACELESS_MIN:
+        if len(packed) >= self.cal.spaceless_min:
             # Spaceless text (OCR) can only be reached through the compact form.
             self.compact_cues.append((packed, entry_id, cue, w))
 
@@ -518,9 +507,11 @@ class Matcher:
         # "是不是宕机" asks "is it down?": without folding, the negation cue "不是宕机" ("not down") would fire.
         packed = _A_NOT_A.sub(r"\1否", packed) if "不" in packed else packed
         words = _words(cleaned)
-        room = _SPACELESS_RATIO * (cleaned.count(" ") + 1)
+        room = self.cal.spaceless_ratio * (cleaned.count(" ") + 1)
         # Counting letters walks the whole text: skip it when there are too many spaces for it to matter.
-        spaceless = len(cleaned) >= room and len(_LATIN_LETTER.findall(cleaned)) >= max(room, _SPACELESS_LETTERS)
+        spaceless = len(cleaned) >= room and len(_LATIN_LETTER.findall(cleaned)) >= max(
+            room, self.cal.spaceless_letters
+        )
         lookup = self._lookup_words(words)
         self._match_signatures(packed, scores)
         heads = _cjk_heads(packed) if has_cjk(packed) else set()
@@ -529,7 +520,9 @@ class Matcher:
         self._match_patterns(packed, scores)
         asks = cleaned.rstrip().endswith(("?", "？"))
         negated = scores[_NEGATION].cues if _NEGATION in scores else None
-        voiced = [cue for e, s in scores.items() if e != _NEGATION for cue, w in s.cues or () if w >= _VOICED_CUE]
+        voiced = [
+            cue for e, s in scores.items() if e != _NEGATION for cue, w in s.cues or () if w >= self.cal.voiced_cue
+        ]
         ctx = self._context(packed, lookup, len(words), spaceless, asks, heads, negated, voiced)
         if asks or ctx.question:
             ctx = replace(ctx, quoted=_quoted(cleaned))
@@ -556,11 +549,11 @@ class Matcher:
 
     def is_greeting(self, text: str) -> bool:
         """Whether a short text is a greeting or a bare request for help ("hi", "help", "你好")."""
-        return self._short_and_found(text, self.greeting_words, _GREETING_WORDS)
+        return self._short_and_found(text, self.greeting_words, self.cal.greeting_words)
 
     def asks_status(self, text: str) -> bool:
         """Whether a short text asks if Claude is down right now ("is claude down?", "claude 是不是挂了")."""
-        return self._short_and_found(text, self.status_questions, _STATUS_QUESTION_WORDS)
+        return self._short_and_found(text, self.status_questions, self.cal.status_question_words)
 
     def _short_and_found(self, text: str, vocabulary: _Vocabulary, most_words: int) -> bool:
         """Whether a text of at most `most_words` words (a hanzi counts 1/2.5) has an entry of `vocabulary`."""
@@ -614,12 +607,12 @@ class Matcher:
         text_weight = weight(packed)
         for i, stretch in self._candidates(packed):
             sig_text = self.signature_texts[i]
-            ratio = fuzz.partial_ratio(sig_text, stretch, score_cutoff=_MIN_RATIO)
+            ratio = fuzz.partial_ratio(sig_text, stretch, score_cutoff=self.cal.min_ratio)
             if not ratio:
                 continue
             sig = self.signatures[i]
             sig_weight = self.signature_weights[i]
-            if sig_weight < _SHORT_SIGNATURE and ratio < _SHORT_MIN_RATIO:
+            if sig_weight < self.cal.short_signature and ratio < self.cal.short_min_ratio:
                 continue
             if len(packed) >= len(sig_text):
                 matched = sig_weight
@@ -629,19 +622,20 @@ class Matcher:
                 if found is None:
                     continue
                 ratio, matched, coverage = found
-            strength = min(1.0, matched / _FULL_STRENGTH)
+            strength = min(1.0, matched / self.cal.full_strength)
             if coverage >= 0.5 and matched >= 0.7 * text_weight:
                 # The text is essentially this error, whole or cut short: that is convincing even when short.
                 strength = max(strength, 0.9)
             # A copy cut short scores a little under a whole one, so that when two errors open alike
             # ("Claude is currently experiencing ..."), the one the text holds in full wins.
-            score = _ratio_quality(ratio) * strength * (0.9 + 0.1 * coverage)
+            score = _ratio_quality(ratio, self.cal.min_ratio) * strength * (0.9 + 0.1 * coverage)
             slot = scores[sig.entry]
             if score > slot.signature:
                 slot.signature, slot.signature_text, slot.also = score, sig.text, sig.also
 
-    @staticmethod
-    def _truncated(packed: str, sig_text: str, ratio: float, text_weight: float) -> tuple[float, float, float] | None:
+    def _truncated(
+        self, packed: str, sig_text: str, ratio: float, text_weight: float
+    ) -> tuple[float, float, float] | None:
         """A text shorter than the signature: (ratio, matched weight, coverage) if it holds a copy cut short."""
         best: tuple[float, float, float] | None = None
         # The whole text is the error cut short if it lines up with the signature's start; a piece from the
@@ -649,16 +643,16 @@ class Matcher:
         al = fuzz.partial_ratio_alignment(packed, sig_text)
         if al is not None and (
             al.dest_start <= max(3, len(sig_text) // 10)
-            or (text_weight >= _MIDDLE_MIN_WEIGHT and ratio >= _MIDDLE_MIN_RATIO)
+            or (text_weight >= self.cal.middle_min_weight and ratio >= self.cal.middle_min_ratio)
         ):
             # The copy must run on as the signature does, not just share its opening words.
             r = min(ratio, fuzz.ratio(packed, sig_text[al.dest_start : al.dest_start + len(packed)]))
-            if r >= _TRUNCATED_MIN_RATIO:
+            if r >= self.cal.truncated_min_ratio:
                 best = (r, text_weight, len(packed) / len(sig_text))
         # Or words around a copy cut short: "I got Your message will exceed the length limit, any workaround?"
         head = sig_text[: int(len(packed) * 0.8)]
-        if weight(head) >= _MIDDLE_MIN_WEIGHT:
-            r = fuzz.partial_ratio(head, packed, score_cutoff=_MIDDLE_MIN_RATIO)
+        if weight(head) >= self.cal.middle_min_weight:
+            r = fuzz.partial_ratio(head, packed, score_cutoff=self.cal.middle_min_ratio)
             if r and (best is None or weight(head) * r > best[1] * best[0]):
                 best = (r, weight(head), len(head) / len(sig_text))
         return best
@@ -727,20 +721,20 @@ class Matcher:
             self._near.clear()
         near = next((t for t in self.typo_tokens if t.startswith(word)), None)
         if near is None:
-            hit = process.extractOne(word, self.typo_tokens, scorer=fuzz.ratio, score_cutoff=_TOKEN_TYPO_RATIO)
+            hit = process.extractOne(word, self.typo_tokens, scorer=fuzz.ratio, score_cutoff=self.cal.token_typo_ratio)
             near = hit[0] if hit else None
         self._near[word] = near
         return near
 
     def _anthropic_evidence(self, s: _Score) -> bool:
-        return any(what in self.error_types and w >= _SPECIFIC_STATUS for what, w in s.evidence or ())
+        return any(what in self.error_types and w >= self.cal.specific_status for what, w in s.evidence or ())
 
     def _evidence_factor(self, what: str, w: float, ctx: _Context, cue_factor: float, asking: bool) -> float:
         """Evidence stands on its own, except a generic HTTP status (any server's 500 or 429) where nothing says
         Claude, and anything at all in a question that reports no trouble."""
         if asking:
             return cue_factor
-        if what.startswith("HTTP ") and w < _SPECIFIC_STATUS and not ctx.claude:
+        if what.startswith("HTTP ") and w < self.cal.specific_status and not ctx.claude:
             return cue_factor
         return 1.0
 
@@ -827,7 +821,7 @@ class Matcher:
         asking = (ctx.question and not ctx.trouble) or ctx.advice
         for entry_id, s in scores.items():
             entry_factor, entry_asking = cue_factor, asking
-            if asking and ctx.quoted and _quotes_error(s, ctx.quoted):
+            if asking and ctx.quoted and _quotes_error(s, ctx.quoted, self.cal.quoted_cue):
                 # Asking what a quoted error means is reporting it: the user saw it.
                 entry_asking = False
                 entry_factor = max(cue_factor, self.kb.context_factors.quoted)
@@ -875,19 +869,14 @@ _TALK_TITLE = re.compile(
     r"\W*(?:(?:fix|feat|feature|chore|docs?|refactor|perf|test|build|ci|revert)(?:\([^)\n]{0,40}\))?!?:"
     r"|\[(?:feature|feature request|enhancement|proposal|rfc|docs?|infrastructure|improvement)\])"
 )
-# A greeting is short: "hi there", "你好，在吗" (a hanzi counts 1/2.5 of a word).
-_GREETING_WORDS = 4
-# A question about the status is short: a long message quoting "is claude down" is about something else.
-_STATUS_QUESTION_WORDS = 12
-# Enough of a text to tell whether it is about Claude at all.
+# Enough of a text to tell whether it is about Claude at all. Code: it bounds the work per message.
 _VIEW_CHARS = 4000
 # A quoted span: double, curly or corner quotes, backticks, or single quotes that are not apostrophes.
 _QUOTED = re.compile(
     r"\"([^\"\n]{3,120})\"|`([^`\n]{3,120})`|「([^」\n]{2,120})」|『([^』\n]{2,120})』"
     r"|(?<![a-z0-9])'([^'\n]{3,120})'(?![a-z0-9])"
 )
-# A cue must be this strong to make a quoted span an error the user saw.
-_QUOTED_CUE = 0.8
+# Longer texts are not chat, and their quotes are not an error the user saw. Code: it bounds the work per message.
 _QUOTES_MAX = 2000
 
 
@@ -898,11 +887,11 @@ def _quoted(cleaned: str) -> tuple[str, ...]:
     return tuple(compact("".join(m.groups(""))) for m in _QUOTED.finditer(cleaned))
 
 
-def _quotes_error(s: _Score, quoted: tuple[str, ...]) -> bool:
-    """Whether a strong cue or an error type of this entry stands inside a quoted span."""
-    strong = [compact(c.rstrip("*")) for c, w in s.cues or () if w >= _QUOTED_CUE]
+def _quotes_error(s: _Score, quoted: tuple[str, ...], strong_cue: float) -> bool:
+    """Whether a cue or an error type of this entry at least `strong_cue` strong stands inside a quoted span."""
+    strong = [compact(c.rstrip("*")) for c, w in s.cues or () if w >= strong_cue]
     strong += [
-        compact(what) for what, w in s.evidence or () if w >= _QUOTED_CUE and not what.startswith(("HTTP ", "pattern "))
+        compact(what) for what, w in s.evidence or () if w >= strong_cue and not what.startswith(("HTTP ", "pattern "))
     ]
     return any(c and c in q for c in strong for q in quoted)
 
