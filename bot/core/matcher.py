@@ -20,7 +20,8 @@ from bot.core.normalize import KANA, SPACED_LETTERS, clean, compact, has_cjk, we
 MAX_INPUT_CHARS = 65_536
 # How the matcher weighs what it finds (ratios, strengths, typo and run-together rules) is calibration, in
 # matcher.yaml's `calibration` (KnowledgeBase.calibration). What stays here bounds the work done per message or the
-# memory kept, and changes no diagnosis a message within the bounds gets: code, not data.
+# memory kept, and changes no diagnosis a message within the bounds gets: code, not data. So are the numbers written
+# inline in a scoring formula (a cut-short copy's 0.9 + 0.1 * coverage): they are the formula's shape, not a knob.
 # Texts longer than this (compact chars) go through the n-gram prefilter instead of scoring every signature; the
 # prefilter keeps the best candidates by shared grams of this length. Code: a speed-up, exact on the corpora.
 _PREFILTER_FROM = 400
@@ -199,6 +200,7 @@ def _words(cleaned: str) -> list[str]:
 
 
 _FOLDED: dict[str, str] = {}
+# Remembered spellings and their parts, emptied past this many. Code: a memory bound, no effect on answers.
 _FOLD_CACHE = 50_000
 
 
@@ -219,6 +221,7 @@ _STATUS_BEFORE = re.compile(rf"(?:{_STATUS_TRIGGER})(?:[^0-9a-z]{{0,12}}|\W+[a-z
 # OCR reads 0 as o and 1 as l inside a status code ("5O3", "5OO"): folded back in chat-sized texts only.
 _OCR_CODE = re.compile(r"(?<![a-z0-9])[1-5](?:[0-9][ol]|[ol][0-9]|[ol]{2})(?![a-z0-9])")
 _OCR_DIGITS = str.maketrans("ol", "01")
+# "Chat-sized": up to this many characters. Code: logs are written by programs, not read from screens.
 _OCR_CODE_MAX = 2000
 _STATUS_WORD = re.compile(_STATUS_TRIGGER)
 # After it: a JSON body, a dash, or the status's own reason phrase.
