@@ -900,8 +900,10 @@ def _quotes_error(s: _Score, quoted: tuple[str, ...], strong_cue: float) -> bool
 
 
 def _without(joined: str, packed: str, phrases: list[str]) -> tuple[str, str]:
-    """The text (as joined words and packed) with the given cue phrases cut out."""
-    for phrase in phrases:
+    """The text (as joined words and packed) with the given cue phrases cut out, the longest first."""
+    # Longest first, whatever order the phrases came in (a set's, which varies from run to run): cutting
+    # "investigating" first would leave "we are currently" of "we are currently investigating" behind.
+    for phrase in sorted(phrases, key=lambda p: (-len(p), p)):
         body = phrase.rstrip("*")
         joined = joined.replace(f" {' '.join(_words(body))} ", " | ")
         packed = packed.replace(compact(body), "|")
