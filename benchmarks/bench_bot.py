@@ -24,11 +24,12 @@ from telegram.constants import ParseMode
 from telegram.ext import ApplicationBuilder, Defaults
 from telegram.request import BaseRequest, RequestData
 
+from bot.conversation import Conversation
 from bot.core.matcher import get_matcher
 from bot.core.replies import Markup
 from bot.core.responder import Responder
-from bot.services.storage import Storage
-from bot.telegram.handlers import Doctor, register
+from bot.services.sqlite_store import SqliteStore
+from bot.telegram.handlers import register
 from bot.telegram.processor import ChatOrderedProcessor
 
 BOT = {"id": 7012345678, "is_bot": True, "first_name": "Doctor", "username": "claude_doctor_bot",
@@ -98,7 +99,7 @@ def updates(count: int) -> list[dict[str, Any]]:
 async def main(count: int, pipeline: bool) -> None:
     request = RecordingRequest()
     with tempfile.TemporaryDirectory() as tmp:
-        storage = Storage(Path(tmp))
+        storage = SqliteStore(Path(tmp))
         builder = (
             ApplicationBuilder()
             .token("123456:ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef")
@@ -111,7 +112,7 @@ async def main(count: int, pipeline: bool) -> None:
             builder = builder.concurrent_updates(processor)
         app = builder.build()
         processor.attach(app, storage)
-        app.bot_data["doctor"] = Doctor(Responder(get_matcher(), Markup.HTML), storage)
+        app.bot_data["conversation"] = Conversation(Responder(get_matcher(), Markup.HTML), storage)
         register(app)
         await app.initialize()
         raw = updates(count)
@@ -121,7 +122,7 @@ async def main(count: int, pipeline: bool) -> None:
             await app.start()
             # As the getUpdates connection does: a batch of 100 kept before it is handed on.
             for n in range(0, count, 100):
-                await storage.write(storage.inbox_add, raw[n : n + 100])
+                await storage.inbox_add(raw[n : n + 100])
                 for update in batch[n : n + 100]:
                     await app.update_queue.put(update)
             await app.update_queue.join()
@@ -130,9 +131,9 @@ async def main(count: int, pipeline: bool) -> None:
             for update in batch:
                 await app.process_update(update)
         elapsed = time.perf_counter() - start
-        left = storage.inbox_count()
+        left = await storage.inbox_count()
         await app.shutdown()
-        storage.close()
+        await storage.close()
     if pipeline:
         print(f"left in the inbox:   {left}")
     print(f"updates handled:     {count} in {elapsed:.2f} s -> {count / elapsed:,.0f} updates/s")

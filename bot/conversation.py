@@ -25,7 +25,7 @@ from bot.services.ledger import UNRECOGNISED
 from bot.services.metrics import DIAGNOSES, FEEDBACK, OCR_SECONDS, STATUS_ERRORS
 from bot.services.ocr import ImageRejected, OcrService, OcrUnavailable
 from bot.services.status import StatusClient, StatusError
-from bot.services.store import Store
+from bot.services.store import ChatSettings, Store, UserSettings
 
 if TYPE_CHECKING:
     from bot.notifier import StatusNotifier
@@ -62,6 +62,8 @@ class Sender:
     private: bool = True
     client_lang: str | None = None
     automated: bool = False
+    # Their settings and the chat's, once read for this message (so one message reads them once).
+    known: tuple[UserSettings, ChatSettings] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -134,18 +136,28 @@ class Conversation:
 
     # --- language and time zone ---------------------------------------------------------------------------
 
+    async def known(self, sender: Sender) -> Sender:
+        """The sender with their settings and their chat's read (both at once), for a message that needs them."""
+        if sender.known is not None:
+            return sender
+        user, chat = await asyncio.gather(self._user(sender), self._chat(sender))
+        return replace(sender, known=(user, chat))
+
+    async def _user(self, sender: Sender) -> UserSettings:
+        if sender.known is not None:
+            return sender.known[0]
+        return await self.store.user(sender.user_id) if sender.user_id is not None else UserSettings()
+
+    async def _chat(self, sender: Sender) -> ChatSettings:
+        if sender.known is not None:
+            return sender.known[1]
+        return await self.store.chat(sender.chat_id) if not sender.private else ChatSettings()
+
     async def settings_lang(self, sender: Sender) -> str:
         """The reader's language when the text does not decide: their /lang, else the group's /lang, else their
         client's language."""
-        if sender.user_id is not None:
-            chosen = (await self.store.user(sender.user_id)).lang
-            if chosen:
-                return chosen
-        if not sender.private:
-            chosen = (await self.store.chat(sender.chat_id)).lang
-            if chosen:
-                return chosen
-        return self.responder.kb.resolve_lang(sender.client_lang)
+        chosen = (await self._user(sender)).lang or (await self._chat(sender)).lang
+        return chosen or self.responder.kb.resolve_lang(sender.client_lang)
 
     async def lang_for(self, sender: Sender, text: str = "") -> str:
         """The language to answer `text` in: the text's own when it is clearly Chinese or English, else the reader's."""
@@ -154,8 +166,7 @@ class Conversation:
 
     async def zone(self, sender: Sender, lang: str) -> ZoneInfo:
         """The reader's time zone: their /tz, else the default for the answer's language."""
-        chosen = (await self.store.user(sender.user_id)).tz if sender.user_id is not None else None
-        return user_zone(chosen, lang)
+        return user_zone((await self._user(sender)).tz, lang)
 
     # --- diagnoses ------------------------------------------------------------------------------------------
 
@@ -174,6 +185,7 @@ class Conversation:
         """The answer to a message somebody addressed to the bot: the diagnosis with its live lines and feedback
         buttons, the live status for a question about it, a welcome, or triage questions (in a group, for the
         sender only). `lang` overrides the language policy (the CLI's --lang); `strict` asks for a sure answer."""
+        sender = await self.known(sender)
         if not text:
             return self.responder.media(lang or await self.settings_lang(sender))
         lang = lang or await self.lang_for(sender, text)
@@ -188,7 +200,10 @@ class Conversation:
     async def unasked(self, text: str, sender: Sender) -> Answer | None:
         """The answer nobody asked for, to a group message: only a sure diagnosis, never to bots, only where the
         group's auto-answers are on, at most once per cause per group per cooldown."""
-        if not text or not await self.may_auto_answer(sender):
+        if not text or sender.private or sender.automated:
+            return None
+        sender = await self.known(sender)
+        if not await self.may_auto_answer(sender):
             return None
         lang = await self.lang_for(sender, text)
         answer = self.responder.diagnosis(text, lang, strict=True)
@@ -218,6 +233,7 @@ class Conversation:
     ) -> Answer | None:
         """The answer to a screenshot (with its caption), noting that it was read from the image; a refusal when it
         can't be read. Unasked (a group's image nobody addressed to the bot): only a sure auto-answer, else None."""
+        sender = await self.known(sender)
         if not asked and not await self.may_auto_answer(sender):
             return None
         if read.problem is not None:
@@ -248,7 +264,9 @@ class Conversation:
         await self.store.remember_answer(chat_id, message_id, answer_id)
 
     async def may_auto_answer(self, sender: Sender) -> bool:
-        return not sender.private and not sender.automated and (await self.store.chat(sender.chat_id)).autoreply
+        """Whether an answer nobody asked for may go to this group message: never to bots or their posts, and
+        only where the group's auto-answers are on."""
+        return not sender.private and not sender.automated and (await self._chat(sender)).autoreply
 
     async def _claim_cooldown(self, chat_id: int, answer: Answer) -> bool:
         """Whether this sure answer may go out now: at most once per cause per chat per cooldown, claimed in the
@@ -478,6 +496,7 @@ class Conversation:
     async def press(self, data: str, sender: Sender, presser_id: int | None, sent_at: datetime | None) -> Pressed:
         """What pressing a button does: a cause's fix or the causes (in place in a private chat, as a new reply in
         a group), the next triage step, or a vote. Unknown data does nothing."""
+        sender = await self.known(sender)
         lang = await self.settings_lang(sender)
         if data.startswith(FEEDBACK_BUTTON):
             return await self._vote(data, sender, presser_id, lang)
@@ -553,6 +572,7 @@ class Conversation:
         """@bot <error>: the diagnosis (and the runner-up) as results to send; an empty query offers the causes.
         Inline queries come at every keystroke: only a status already cached is used."""
         responder = self.responder
+        sender = await self.known(sender)
         lang = await self.settings_lang(sender)
         text = query[:INLINE_QUERY_LIMIT].strip()
         results: list[InlineResult] = []

@@ -23,7 +23,7 @@ from bot.services.sqlite_store import SqliteStore
 from bot.services.status import StatusClient
 from bot.settings import Settings
 from bot.telegram.app import _post_init, build_application
-from bot.telegram.handlers import POLL_JOB, poll_job
+from bot.telegram.jobs import POLL_JOB, poll_job
 from tests.fake_statuspage import MINOR_NEXT_UPDATE_BODY, FakeStatuspage
 from tests.fakebotapi import BLOCKED_BY_USER, Call, FakeBotApi
 

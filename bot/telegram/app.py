@@ -25,8 +25,9 @@ from bot.services.status import StatusClient
 from bot.services.store import StorageError, Store, open_store
 from bot.settings import ConfigError, Settings, load_settings, redact, setup_logging
 from bot.telegram.flood import FloodGate
-from bot.telegram.handlers import ensure_polling, register, telegram_sender
+from bot.telegram.handlers import register
 from bot.telegram.inbox import InboxRequest
+from bot.telegram.jobs import ensure_polling, telegram_sender
 from bot.telegram.processor import ChatOrderedProcessor
 from bot.telegram.ratelimit import ChatRateLimiter
 from bot.telegram.runner import Runtime, serve

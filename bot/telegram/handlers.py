@@ -6,174 +6,44 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from telegram import (
-    ChatMember,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
-    InlineQueryResultArticle,
-    InputTextMessageContent,
-    Message,
-    MessageEntity,
-    ReplyParameters,
-    Update,
-)
-from telegram.constants import ChatMemberStatus, ChatType
-from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
+from telegram import ChatMember, InlineQueryResultArticle, InputTextMessageContent, Message, Update
+from telegram.constants import ChatType
+from telegram.error import BadRequest, NetworkError, TelegramError
 from telegram.ext import (
     Application,
-    CallbackContext,
     CallbackQueryHandler,
     ChatMemberHandler,
     CommandHandler,
-    ContextTypes,
     InlineQueryHandler,
     MessageHandler,
     filters,
 )
 
-from bot.conversation import Conversation, ImageText, IsAdmin, Sender
+from bot.conversation import Conversation, IsAdmin, Sender
 from bot.core.replies import split_message
-from bot.core.responder import Answer, Button
-from bot.notifier import Delivery, StatusNotifier
-from bot.telegram.images import MAX_DOWNLOAD, ImageRef, image_of
+from bot.core.responder import Answer
+from bot.telegram.adapter import (
+    Context,
+    admin_check,
+    conversation_of,
+    edit_in_place,
+    keyboard,
+    mentions_bot,
+    message_text,
+    read_image,
+    reply,
+    send_answer,
+    sender_of,
+    without_mention,
+)
+from bot.telegram.images import image_of
+from bot.telegram.jobs import ensure_polling, notifier_of, schedule_purge, stop_polling_if_unwatched
 from bot.telegram.ratelimit import ANSWERED
 
 log = logging.getLogger(__name__)
-POLL_JOB = "status-poll"
-PURGE_JOB = "purge misses"
-Context = ContextTypes.DEFAULT_TYPE
-
-
-def conversation_of(context: Context) -> Conversation:
-    return context.application.bot_data["conversation"]
-
-
-def notifier_of(application: Application) -> StatusNotifier | None:  # type: ignore[type-arg]
-    return application.bot_data.get("notifier")
-
-
-def sender_of(update: Update) -> Sender:
-    """Who wrote and where, as the conversation needs it (an inline query has no chat: it is the user's own)."""
-    chat, user, message = update.effective_chat, update.effective_user, update.effective_message
-    automated = message is not None and (
-        (message.from_user is not None and message.from_user.is_bot)
-        or message.via_bot is not None
-        or bool(message.is_automatic_forward)
-    )
-    return Sender(
-        chat_id=chat.id if chat is not None else (user.id if user is not None else 0),
-        user_id=user.id if user is not None else None,
-        private=chat is None or chat.type == ChatType.PRIVATE,
-        client_lang=user.language_code if user is not None else None,
-        automated=automated,
-    )
-
-
-def admin_check(update: Update, context: Context) -> IsAdmin:
-    """Whether the sender may change a group's settings, asked only when needed (anonymous admins post as the
-    group itself)."""
-
-    async def check() -> bool:
-        chat, message, user = update.effective_chat, update.effective_message, update.effective_user
-        if chat is None or message is None:
-            return False
-        if message.sender_chat is not None and message.sender_chat.id == chat.id:
-            return True
-        if user is None:
-            return False
-        try:
-            member = await context.bot.get_chat_member(chat.id, user.id)
-        except TelegramError as exc:
-            log.warning("could not check admin rights in chat %s: %s", chat.id, exc)
-            return False
-        return member.status in (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER)
-
-    return check
-
-
-# --- sending ----------------------------------------------------------------------------------------
-
-
-def keyboard(buttons: tuple[tuple[Button, ...], ...]) -> InlineKeyboardMarkup | None:
-    rows = [[InlineKeyboardButton(b.label, callback_data=b.data) for b in row] for row in buttons if row]
-    return InlineKeyboardMarkup(rows) if rows else None
-
-
-def message_text(message: Message | None) -> str:
-    """The text a message carries: its text or its caption."""
-    return (message.text or message.caption or "") if message is not None else ""
-
-
-async def send_answer(context: Context, chat_id: int, answer: Answer, reply_to: Message | None) -> Message | None:
-    """Send an answer (split under Telegram's limit) replying to `reply_to`; None if the chat is closed to us."""
-    first: Message | None = None
-    parts = split_message(answer.text)
-    for n, part in enumerate(parts):
-        try:
-            sent = await context.bot.send_message(
-                chat_id,
-                part,
-                message_thread_id=reply_to.message_thread_id if reply_to and reply_to.is_topic_message else None,
-                # A deleted error message must not stop the answer: it then goes out without the quote.
-                reply_parameters=ReplyParameters(reply_to.message_id, allow_sending_without_reply=True)
-                if reply_to is not None and n == 0
-                else None,
-                reply_markup=keyboard(answer.buttons) if n == len(parts) - 1 else None,
-            )
-        except Forbidden as exc:
-            log.info("chat %s is closed to the bot (%s); answer dropped", chat_id, exc.message)
-            return None
-        first = first or sent
-    return first
-
-
-async def reply(context: Context, answer: Answer | None, chat_id: int, to: Message | None, about: int | None) -> None:
-    """Send the answer; when it answers message `about`, remember that so an edit of it edits the answer."""
-    if answer is None:
-        return
-    sent = await send_answer(context, chat_id, answer, to)
-    if sent is not None and about is not None:
-        await conversation_of(context).remember(chat_id, about, sent.message_id)
-
-
-async def edit_in_place(edit: Callable[..., Awaitable[object]], answer: Answer) -> None:
-    try:
-        await edit(split_message(answer.text)[0], reply_markup=keyboard(answer.buttons))
-    except BadRequest as exc:
-        # "message is not modified" (same answer) and "message to edit not found" (deleted) need nothing more.
-        log.debug("answer not edited in: %s", exc.message)
-
-
-async def read_image(context: Context, image: ImageRef) -> ImageText:
-    """Download an image and have the conversation read it; Telegram refusing the file is 'too large'."""
-    conversation = conversation_of(context)
-    if conversation.ocr is None:
-        return ImageText(problem="image_not_enabled")
-    if image.size is not None and image.size > MAX_DOWNLOAD:
-        return ImageText(problem="image_too_large")
-    try:
-        data = bytes(await (await context.bot.get_file(image.file_id)).download_as_bytearray())
-    except BadRequest as exc:
-        log.info("image %s not downloaded: %s", image.file_id, exc.message)
-        return ImageText(problem="image_too_large")
-    return await conversation.read_image(data)
 
 
 # --- messages ---------------------------------------------------------------------------------------
-
-
-def mentions_bot(message: Message, username: str, bot_id: int) -> bool:
-    """Whether the message @-mentions this bot (by username or as a text mention)."""
-    for entity, value in message.parse_entities([MessageEntity.MENTION, MessageEntity.TEXT_MENTION]).items():
-        if entity.type == MessageEntity.TEXT_MENTION and entity.user and entity.user.id == bot_id:
-            return True
-        if entity.type == MessageEntity.MENTION and value.lstrip("@").lower() == username.lower():
-            return True
-    return any(v.lstrip("@").lower() == username.lower() for v in message.parse_caption_entities(["mention"]).values())
-
-
-def without_mention(text: str, username: str) -> str:
-    return text.replace(f"@{username}", " ").replace(f"@{username.lower()}", " ").strip()
 
 
 async def on_private_message(update: Update, context: Context) -> None:
@@ -411,61 +281,6 @@ async def on_error(update: object, context: Context) -> None:
             log.warning("could not tell chat %s about the failure", update.effective_chat.id)
 
 
-# --- jobs: the status poll and the purge ----------------------------------------------------------------
-
-
-def telegram_sender(application: Application) -> Callable[[int, str], Awaitable[Delivery]]:  # type: ignore[type-arg]
-    """How the notifier sends: a chat that blocked or removed the bot is 'closed'."""
-
-    async def send(chat_id: int, text: str) -> Delivery:
-        try:
-            await application.bot.send_message(chat_id, text)
-        except Forbidden as exc:
-            log.info("chat %s is closed to the bot (%s)", chat_id, exc.message)
-            return Delivery.CLOSED
-        except TelegramError as exc:
-            log.warning("incident message to chat %s failed: %s", chat_id, exc)
-            return Delivery.FAILED
-        return Delivery.SENT
-
-    return send
-
-
-def ensure_polling(application: Application) -> None:  # type: ignore[type-arg]
-    """Schedule the status poll unless it is scheduled already (or there is no status page or job queue)."""
-    notifier, jobs = notifier_of(application), application.job_queue
-    if notifier is not None and jobs is not None and not jobs.get_jobs_by_name(POLL_JOB):
-        jobs.run_once(poll_job, when=notifier.first_delay, name=POLL_JOB)
-
-
-async def stop_polling_if_unwatched(application: Application) -> None:  # type: ignore[type-arg]
-    """With nobody subscribed: stop polling (the notifier forgets the incidents seen)."""
-    notifier = notifier_of(application)
-    if notifier is None or await notifier.conversation.store.subscription_count():
-        return
-    if application.job_queue is not None:
-        for job in application.job_queue.get_jobs_by_name(POLL_JOB):
-            job.schedule_removal()
-    await notifier.tick()
-
-
-async def poll_job(context: CallbackContext) -> None:  # type: ignore[type-arg]
-    """One tick of the notifier, then the next while anybody is subscribed."""
-    application, notifier = context.application, notifier_of(context.application)
-    delay = await notifier.tick() if notifier is not None else None
-    jobs = application.job_queue
-    # A /subscribe during this tick may have scheduled one already (this job was no longer listed).
-    if delay is not None and jobs is not None and not jobs.get_jobs_by_name(POLL_JOB):
-        jobs.run_once(poll_job, when=delay, name=POLL_JOB)
-
-
-async def purge_job(context: Context) -> None:
-    """Delete misses older than MISSES_DAYS and kept texts older than two days."""
-    gone = await conversation_of(context).purge()
-    if gone:
-        log.info("deleted %d kept text(s) past their time", gone)
-
-
 # --- wiring -----------------------------------------------------------------------------------------
 
 NEW = filters.UpdateType.MESSAGE
@@ -473,7 +288,6 @@ TEXTUAL = filters.TEXT | filters.CAPTION
 IMAGES = filters.PHOTO | filters.Document.MimeType("image/png") | filters.Document.MimeType("image/jpeg")
 IMAGES = IMAGES | filters.Document.MimeType("image/webp")
 MEDIA = filters.PHOTO | filters.Sticker.ALL | filters.VOICE | filters.AUDIO | filters.VIDEO | filters.Document.ALL
-PURGE_EVERY = 3600.0
 
 
 def register(application: Application) -> None:  # type: ignore[type-arg]
@@ -495,5 +309,4 @@ def register(application: Application) -> None:  # type: ignore[type-arg]
     application.add_handler(ChatMemberHandler(on_membership, ChatMemberHandler.MY_CHAT_MEMBER))
     application.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, on_migration))
     application.add_error_handler(on_error)
-    if application.job_queue is not None:
-        application.job_queue.run_repeating(purge_job, interval=PURGE_EVERY, first=1.0, name=PURGE_JOB)
+    schedule_purge(application)
