@@ -317,3 +317,8 @@ def test_also_naming_no_cause_is_reported_at_its_signature(kb_copy: Path) -> Non
     assert f"{path}:{line_of(path, 'went fishing')}: 'also' must name another cause, got 'weather'" in problems_of(
         kb_copy
     )
+
+
+def test_a_line_break_written_between_chinese_characters_stays() -> None:
+    help_zh = load_knowledge(SHIPPED).strings["help"]["zh"]
+    assert "切换语言。\n在群组里" in help_zh

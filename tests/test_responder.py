@@ -200,3 +200,12 @@ def test_the_text_decides_the_reply_language_only_when_it_is_chinese(text: str, 
     from bot.core.replies import reply_lang_of
 
     assert reply_lang_of(text) == lang
+
+
+@pytest.mark.parametrize("lang", ["en", "zh", "zh-hant"])
+def test_help_names_every_language_lang_accepts(plain: Responder, lang: str) -> None:
+    assert "(en, zh, zh-hant)" in plain.help(lang).text.replace("（", "(").replace("）", ")")
+
+
+def test_an_unknown_cause_is_answered_with_the_numbers_there_are(plain: Responder) -> None:
+    assert "a number 1-4 or a name" in plain.fix("banana", "en").text

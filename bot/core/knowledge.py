@@ -32,9 +32,10 @@ _ID = re.compile(r"^[a-z][a-z0-9_]*$")
 _RESERVED_IDS = ("other", "none", "known")
 _TOKEN = re.compile(r"^[a-z][a-z0-9_]*$")
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
-# YAML folds a line break into a space, which is wrong between two Chinese characters.
+# YAML folds a line break into a space, which is wrong between two Chinese characters. A line break that is still
+# one was written in a literal block (|) on purpose, and stays.
 _CJK_FOLD = re.compile(
-    r"(?<=[\u3000-\u303f\u3400-\u9fff\uff00-\uffef])\s+(?=[\u3000-\u303f\u3400-\u9fff\uff00-\uffef])"
+    r"(?<=[\u3000-\u303f\u3400-\u9fff\uff00-\uffef])[^\S\n]+(?=[\u3000-\u303f\u3400-\u9fff\uff00-\uffef])"
 )
 
 Localized = dict[str, str]

@@ -97,7 +97,7 @@ class Responder:
     def _help(self, lang: str) -> str:
         # The live commands' line lives in status.yaml; a knowledge base without it just doesn't mention them.
         extra = f"\n{self._text('help_live', lang)}" if "help_live" in self.kb.strings else ""
-        return self._text("help", lang) + extra
+        return self._text("help", lang, langs=", ".join(self.kb.reply_languages)) + extra
 
     def start(self, lang: str) -> Answer:
         """/start: what the bot does and how to use it."""
@@ -148,7 +148,8 @@ class Responder:
         if cause_id is not None:
             return self.cause_page(cause_id, lang)
         if len(args) <= 12 and len(args.split()) == 1 and not self.matcher.diagnose(args).matched:
-            return Answer(self._text("unknown_cause", lang, name=args), self.cause_buttons(lang))
+            answer = self._text("unknown_cause", lang, name=args, count=len(self.kb.causes))
+            return Answer(answer, self.cause_buttons(lang))
         return self.diagnosis(args, lang)
 
     def diagnosis(
