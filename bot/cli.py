@@ -15,10 +15,12 @@ from typing import TextIO
 from bot.conversation import Conversation, ImageText, Sender
 from bot.core.details import extract
 from bot.core.knowledge import KnowledgeBase, KnowledgeError, knowledge_version, load_knowledge
+from bot.core.live import user_zone
 from bot.core.matcher import MAX_INPUT_CHARS, Matcher, get_matcher
 from bot.core.normalize import compact
 from bot.core.replies import Markup, reply_lang_of
 from bot.core.responder import Responder
+from bot.core.statuspage import StatusSummary
 from bot.services.memory_store import MemoryStore
 from bot.settings import ConfigError, Settings, load_settings
 
@@ -400,7 +402,16 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     from bot.services.status import status_command
 
-    return status_command(_settings(args).status_page_url, args.json)
+    settings = _settings(args)
+    live = Responder(_matcher(args), Markup.PLAIN).live
+    kb = live.kb
+    lang = kb.resolve_lang((settings.locale or "").split(".")[0] or None)
+    zone = user_zone(None, lang)
+
+    def render(summary: StatusSummary) -> str:
+        return live.status_page(summary, settings.status_page_url, datetime.now(UTC), zone, lang)
+
+    return status_command(settings.status_page_url, args.json, render=render)
 
 
 def cmd_health(args: argparse.Namespace) -> int:

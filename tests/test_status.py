@@ -33,7 +33,6 @@ from tests.fake_statuspage import (
 )
 
 PAGE_URL = "https://status.claude.com"
-ALL_CLEAR_TEXT = "Claude status: All Systems Operational\nNo open incidents.\nAll 5 components operational.\n"
 Capture = pytest.CaptureFixture[str]
 NAMES = [
     "claude.ai",
@@ -481,25 +480,42 @@ async def test_peek_refused() -> None:
 # --- claude-doctor status ------------------------------------------------------------------------------
 
 
-def test_command_human_all_clear(page: FakeStatuspage, capsys: Capture) -> None:
-    assert status_command(page.base_url, as_json=False) == 0
+def human_status(page: FakeStatuspage, monkeypatch: pytest.MonkeyPatch, locale: str = "C.UTF-8") -> int:
+    """`claude-doctor status` against the fake page, in a locale."""
+    from bot.cli import main
+
+    monkeypatch.setenv("STATUS_PAGE_URL", page.base_url)
+    monkeypatch.setenv("LC_ALL", locale)
+    return main(["status"])
+
+
+def test_command_human_all_clear(page: FakeStatuspage, capsys: Capture, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert human_status(page, monkeypatch) == 0
     out, err = capsys.readouterr()
-    assert out == ALL_CLEAR_TEXT
+    assert out.startswith("Claude status: All systems operational\n") and "All 5 components operational." in out
     assert err == ""
 
 
-def test_command_human_incident(page: FakeStatuspage, capsys: Capture) -> None:
+def test_command_human_incident_is_the_bots_own_status_page(
+    page: FakeStatuspage, capsys: Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     page.state = "minor"
-    assert status_command(page.base_url, as_json=False) == 0
+    assert human_status(page, monkeypatch) == 0
     out, err = capsys.readouterr()
-    assert out.splitlines() == [
-        "Claude status: Minor Service Outage",
-        "- Elevated errors on Claude Opus: investigating, impact minor, updated 2026-03-10 14:20 UTC",
-        "  We are continuing to investigate this issue.",
-        f"  {PAGE_URL}/incidents/{MINOR_INCIDENT_ID}",
-        "Not operational: Claude API (api.anthropic.com) (degraded performance)",
-    ]
+    lines = out.splitlines()
+    assert lines[0] == "Claude status: Minor service outage"
+    assert "• Claude API (api.anthropic.com): degraded performance" in lines
+    assert "Elevated errors on Claude Opus" in lines and "We are continuing to investigate this issue." in lines
+    assert f"Details: {PAGE_URL}/incidents/{MINOR_INCIDENT_ID}" in lines
     assert err == ""
+
+
+def test_command_human_speaks_the_locales_language(
+    page: FakeStatuspage, capsys: Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    page.state = "minor"
+    assert human_status(page, monkeypatch, "zh_TW.UTF-8") == 0
+    assert capsys.readouterr().out.startswith("Claude 狀態：")
 
 
 def test_command_json(page: FakeStatuspage, capsys: Capture) -> None:

@@ -11,7 +11,6 @@ import ssl
 import sys
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC
 from urllib.parse import urlsplit
 
 import httpx
@@ -172,43 +171,23 @@ class StatusClient:
         return parse_summary(data)
 
 
-def format_summary(summary: StatusSummary) -> str:
-    """A short plain-English summary for the terminal: overall status, open incidents, affected components."""
-    lines = [f"Claude status: {summary.description}"]
-    for incident in summary.incidents:
-        lines.append(
-            f"- {incident.name}: {incident.status.replace('_', ' ')}, impact {incident.impact}, "
-            f"updated {incident.updated_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
-        )
-        if incident.latest_update:
-            lines.append(f"  {one_line(incident.latest_update, 200)}")
-        if incident.url:
-            lines.append(f"  {incident.url}")
-    if not summary.incidents:
-        lines.append("No open incidents.")
-    degraded = summary.not_operational()
-    if degraded:
-        listed = ", ".join(f"{c.name} ({c.status.replace('_', ' ')})" for c in degraded)
-        lines.append(f"Not operational: {listed}")
-    elif summary.components:
-        lines.append(f"All {len(summary.components)} components operational.")
-    return "\n".join(lines)
-
-
 def format_json(summary: StatusSummary) -> str:
     """The summary as one indented JSON object (`to_json()`), for `claude-doctor status --json`."""
     # ASCII escapes keep it valid JSON whatever the terminal's encoding.
     return json.dumps(summary.to_json(), indent=2)
 
 
-def status_command(base_url: str, as_json: bool, timeout: float = 5.0) -> int:
-    """`claude-doctor status [--json]`: print the summary and return 0, or one line on stderr and return 1."""
+def status_command(
+    base_url: str, as_json: bool, timeout: float = 5.0, render: Callable[[StatusSummary], str] | None = None
+) -> int:
+    """`claude-doctor status [--json]`: print the summary (as JSON, or as `render` words it: the bot's own /status
+    page) and return 0, or one line on stderr and return 1."""
     if not (base_url or "").strip():
         return _status_failed("status checks are turned off (STATUS_PAGE_URL is empty)", as_json, "off")
     timeout = max(0.1, min(timeout, _CLI_MAX_TIMEOUT))
     try:
         summary = asyncio.run(_fetch_once(base_url, timeout))
-        output = format_json(summary) if as_json else format_summary(summary)
+        output = format_json(summary) if as_json or render is None else render(summary)
     except KeyboardInterrupt:
         print("claude-doctor: interrupted", file=sys.stderr)
         return 130
