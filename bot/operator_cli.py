@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -54,7 +53,8 @@ def group_misses(misses: list[Miss]) -> list[Group]:
 def with_store(args: argparse.Namespace, use: Callable[[Store], Awaitable[T]]) -> T | None:
     """Open the bot's store, run `use` on it and close it; None after saying on stderr why it cannot be opened (a
     folder the bot never ran with is a mistyped path, not an empty record)."""
-    database_url = getattr(args, "database_url", None) or os.environ.get("DATABASE_URL") or None
+    settings = getattr(args, "settings", None)
+    database_url = getattr(args, "database_url", None) or getattr(settings, "database_url", None)
     if database_url is None and not (Path(args.data_dir) / STORE_FILE).is_file():
         print(
             f"claude-doctor: no {STORE_FILE} in {args.data_dir}: point --data-dir (or DATA_DIR) at the bot's",

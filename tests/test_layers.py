@@ -50,3 +50,26 @@ def test_services_import_no_front_end(path: Path) -> None:
 def test_only_the_telegram_adapter_imports_telegram(path: Path) -> None:
     bad = sorted(m for m in imports(path) if _within(m, ("telegram",)))
     assert not bad, f"{_name(path)} imports {bad}"
+
+
+ENV = {"environ", "getenv", "putenv"}
+
+
+def reads_environment(path: Path) -> bool:
+    """Whether a file touches os.environ, os.getenv or python-dotenv."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Attribute) and node.attr in ENV:
+            return True
+        names = {alias.name for alias in node.names} if isinstance(node, ast.ImportFrom) else set()
+        if isinstance(node, ast.ImportFrom) and (node.module == "dotenv" or (node.module == "os" and names & ENV)):
+            return True
+    return False
+
+
+@pytest.mark.parametrize("path", [p for p in MODULES if _name(p) != "bot.settings"], ids=_name)
+def test_only_the_settings_loader_reads_the_environment(path: Path) -> None:
+    assert not reads_environment(path), f"{_name(path)} reads the environment; take it from Settings instead"
+
+
+def test_the_settings_loader_does_read_it() -> None:
+    assert reads_environment(PACKAGE / "settings.py")

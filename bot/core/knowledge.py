@@ -362,10 +362,8 @@ def shipped_knowledge_dir() -> Path:
 
 
 def default_knowledge_dir() -> Path:
-    """`KNOWLEDGE_DIR` if set, else the knowledge base shipped with the package."""
-    env = os.environ.get("KNOWLEDGE_DIR", "").strip()
-    if env:
-        return Path(env)
+    """The knowledge base for callers that were not given one: the shipped one (KNOWLEDGE_DIR is read by
+    bot.settings, and the front ends pass its folder in)."""
     return shipped_knowledge_dir()
 
 
