@@ -78,43 +78,12 @@ def load_settings(*, webhook: bool = False, env: dict[str, str] | None = None, n
     def get(name: str, default: str = "") -> str:
         return env.get(name, default).strip()
 
-    token = get("TELEGRAM_BOT_TOKEN")
-    if not token and need_token:
-        raise ConfigError("TELEGRAM_BOT_TOKEN is not set: get a token from @BotFather and put it in the environment")
-    if token and not re.fullmatch(r"\d+:[A-Za-z0-9_-]{20,}", token):
-        raise ConfigError("TELEGRAM_BOT_TOKEN does not look like a bot token (expected '123456:ABC...')")
-    base_url = get("TELEGRAM_BASE_URL") or OFFICIAL_BASE_URL
-    if not base_url.startswith(("http://", "https://")):
-        raise ConfigError(f"TELEGRAM_BASE_URL must start with http:// or https://, got {base_url!r}")
-    if not urlparse(base_url).path.rstrip("/").endswith("/bot"):
-        # The token is appended to this URL: without /bot it would land in the host or port (and in error lines).
-        raise ConfigError(
-            "TELEGRAM_BASE_URL must end in /bot (e.g. http://127.0.0.1:8081/bot): the token is appended to it"
-        )
-    base_file_url = get("TELEGRAM_BASE_FILE_URL") or file_url_for(base_url)
-    port_text = get("PORT", "8080")
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ConfigError(f"PORT must be a port number (1-65535), got {port_text!r}")
+    token = _token(get("TELEGRAM_BOT_TOKEN"), need_token)
+    base_url = _base_url(get("TELEGRAM_BASE_URL") or OFFICIAL_BASE_URL)
+    webhook_url, secret = _webhook(get("WEBHOOK_URL") or None, get("WEBHOOK_SECRET") or None, webhook)
     level = get("LOG_LEVEL", "INFO").upper()
     if level not in _LEVELS:
         raise ConfigError(f"LOG_LEVEL must be one of {', '.join(_LEVELS)}, got {level!r}")
-    webhook_url = get("WEBHOOK_URL") or None
-    secret = get("WEBHOOK_SECRET") or None
-    if webhook:
-        if not webhook_url or not webhook_url.startswith(("https://", "http://")):
-            raise ConfigError("webhook mode needs WEBHOOK_URL, the public https:// address Telegram should post to")
-        if not secret:
-            raise ConfigError(
-                "webhook mode needs WEBHOOK_SECRET (letters, digits, _ and -), to verify Telegram's posts"
-            )
-    if secret is not None and not _SECRET.match(secret):
-        raise ConfigError("WEBHOOK_SECRET may only contain letters, digits, _ and - (1-256 characters)")
-    days_text = get("MISSES_DAYS", "30")
-    if not days_text.isdigit() or not 1 <= int(days_text) <= 3650:
-        raise ConfigError(f"MISSES_DAYS must be a number of days from 1 to 3650, got {days_text!r}")
-    metrics_text = get("METRICS_PORT")
-    if metrics_text and not (metrics_text.isdigit() and 1 <= int(metrics_text) <= 65535):
-        raise ConfigError(f"METRICS_PORT must be a port number (1-65535), got {metrics_text!r}")
     log_format = get("LOG_FORMAT", "text").lower()
     if log_format not in ("text", "json"):
         raise ConfigError(f"LOG_FORMAT must be text or json, got {log_format!r}")
@@ -124,25 +93,64 @@ def load_settings(*, webhook: bool = False, env: dict[str, str] | None = None, n
     database_url = get("DATABASE_URL") or None
     if database_url is not None and not database_url.startswith(("postgresql://", "postgres://")):
         raise ConfigError("DATABASE_URL must be a postgresql:// URL (leave it unset for SQLite in DATA_DIR)")
+    metrics_port = get("METRICS_PORT")
     return Settings(
-        database_url=database_url,
-        knowledge_dir=Path(get("KNOWLEDGE_DIR")) if get("KNOWLEDGE_DIR") else None,
-        locale=(get("LC_ALL") or get("LANG") or None),
-        operator_ids=frozenset(int(o) for o in operators),
-        misses_days=int(days_text),
-        metrics_port=int(metrics_text) if metrics_text else None,
-        log_format=log_format,
         token=token,
         base_url=base_url,
-        base_file_url=base_file_url,
+        base_file_url=get("TELEGRAM_BASE_FILE_URL") or file_url_for(base_url),
         webhook_url=webhook_url,
         webhook_secret=secret,
         listen=get("LISTEN") or "127.0.0.1",
-        port=int(port_text),
+        port=_number("PORT", get("PORT", "8080"), 1, 65535, "a port number"),
         data_dir=Path(get("DATA_DIR") or "data"),
         log_level=level,
         status_page_url=env.get("STATUS_PAGE_URL", DEFAULT_STATUS_PAGE).strip(),
+        operator_ids=frozenset(int(o) for o in operators),
+        misses_days=_number("MISSES_DAYS", get("MISSES_DAYS", "30"), 1, 3650, "a number of days"),
+        metrics_port=_number("METRICS_PORT", metrics_port, 1, 65535, "a port number") if metrics_port else None,
+        log_format=log_format,
+        database_url=database_url,
+        knowledge_dir=Path(get("KNOWLEDGE_DIR")) if get("KNOWLEDGE_DIR") else None,
+        locale=(get("LC_ALL") or get("LANG") or None),
     )
+
+
+def _token(token: str, needed: bool) -> str:
+    if not token and needed:
+        raise ConfigError("TELEGRAM_BOT_TOKEN is not set: get a token from @BotFather and put it in the environment")
+    if token and not re.fullmatch(r"\d+:[A-Za-z0-9_-]{20,}", token):
+        raise ConfigError("TELEGRAM_BOT_TOKEN does not look like a bot token (expected '123456:ABC...')")
+    return token
+
+
+def _base_url(base_url: str) -> str:
+    if not base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"TELEGRAM_BASE_URL must start with http:// or https://, got {base_url!r}")
+    if not urlparse(base_url).path.rstrip("/").endswith("/bot"):
+        # The token is appended to this URL: without /bot it would land in the host or port (and in error lines).
+        raise ConfigError(
+            "TELEGRAM_BASE_URL must end in /bot (e.g. http://127.0.0.1:8081/bot): the token is appended to it"
+        )
+    return base_url
+
+
+def _webhook(url: str | None, secret: str | None, webhook: bool) -> tuple[str | None, str | None]:
+    if webhook:
+        if not url or not url.startswith(("https://", "http://")):
+            raise ConfigError("webhook mode needs WEBHOOK_URL, the public https:// address Telegram should post to")
+        if not secret:
+            raise ConfigError(
+                "webhook mode needs WEBHOOK_SECRET (letters, digits, _ and -), to verify Telegram's posts"
+            )
+    if secret is not None and not _SECRET.match(secret):
+        raise ConfigError("WEBHOOK_SECRET may only contain letters, digits, _ and - (1-256 characters)")
+    return url, secret
+
+
+def _number(name: str, text: str, low: int, high: int, what: str) -> int:
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise ConfigError(f"{name} must be {what} ({low}-{high}), got {text!r}")
+    return int(text)
 
 
 def redact(text: str, secrets: Iterable[str | None]) -> str:

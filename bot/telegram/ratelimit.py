@@ -98,24 +98,7 @@ class ChatRateLimiter(AIORateLimiter):
                     kwargs=kwargs,
                 )
             except RetryAfter as exc:
-                # The timedelta form, as the library's own limiter reads it (the public attribute warns).
-                wait = exc._retry_after.total_seconds()
-                if chat_id is None:
-                    capped = min(wait, GLOBAL_WAIT_CAP)
-                    log.warning("%s: flood wait of %.0f s for the whole bot; pausing %.0f s", endpoint, wait, capped)
-                    self._retry_after_event.clear()
-                    try:
-                        await asyncio.sleep(capped)
-                    finally:
-                        self._retry_after_event.set()
-                    if attempt == attempts - 1:
-                        raise
-                else:
-                    self._chat_until[chat_id] = self.clock() + wait
-                    if wait > CHAT_WAIT_CAP or attempt == attempts - 1:
-                        log.warning("%s to chat %s: flood wait of %.0f s; giving up", endpoint, chat_id, wait)
-                        raise
-                    log.info("%s to chat %s: flood wait of %.0f s for this chat", endpoint, chat_id, wait)
+                await self._flood_wait(exc, chat_id, endpoint, last=attempt == attempts - 1)
                 continue
             except BadRequest:
                 raise
@@ -134,3 +117,25 @@ class ChatRateLimiter(AIORateLimiter):
                 ANSWERED.set(True)
             return result
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _flood_wait(self, exc: RetryAfter, chat_id: int | str | None, endpoint: str, *, last: bool) -> None:
+        """Telegram said to wait: a whole-bot wait pauses every send (capped); a chat's wait holds up only that
+        chat. Raises `exc` when this was the last attempt or the chat's wait is too long to hold an answer for."""
+        # The timedelta form, as the library's own limiter reads it (the public attribute warns).
+        wait = exc._retry_after.total_seconds()
+        if chat_id is None:
+            capped = min(wait, GLOBAL_WAIT_CAP)
+            log.warning("%s: flood wait of %.0f s for the whole bot; pausing %.0f s", endpoint, wait, capped)
+            self._retry_after_event.clear()
+            try:
+                await asyncio.sleep(capped)
+            finally:
+                self._retry_after_event.set()
+            if last:
+                raise exc
+            return
+        self._chat_until[chat_id] = self.clock() + wait
+        if wait > CHAT_WAIT_CAP or last:
+            log.warning("%s to chat %s: flood wait of %.0f s; giving up", endpoint, chat_id, wait)
+            raise exc
+        log.info("%s to chat %s: flood wait of %.0f s for this chat", endpoint, chat_id, wait)
