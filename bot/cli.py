@@ -48,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="read the error from a screenshot (PNG, JPEG or WebP; needs the ocr extra)",
     )
-    d.add_argument("--lang", choices=["zh", "zh-hant", "en"], help="reply language (default: the text's)")
+    d.add_argument("--lang", help="reply language, one the knowledge base has (default: the text's, else the locale's)")
     d.add_argument("--json", action="store_true", help="print one JSON object instead of the reply")
     d.add_argument("--batch", action="store_true", help='read JSON Lines {"text": ...} or {"image": "PATH"} from stdin')
     d.add_argument("--strict", action="store_true", help="use the strict confidence level of group auto-replies")
@@ -299,6 +299,10 @@ def cmd_diagnose(args: argparse.Namespace, out: TextIO | None = None) -> int:
         print("claude-doctor: --image reads one screenshot; give no TEXT and no --batch with it", file=sys.stderr)
         return EXIT_UNUSABLE
     matcher = _matcher(args)
+    if args.lang is not None and args.lang not in matcher.kb.reply_languages:
+        known = ", ".join(matcher.kb.reply_languages)
+        print(f"claude-doctor: --lang must be one of the knowledge base's languages: {known}", file=sys.stderr)
+        return EXIT_UNUSABLE
     if args.batch:
         return _batch(matcher, args, out)
     if image is not None:
