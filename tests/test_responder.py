@@ -6,7 +6,7 @@ import pytest
 
 from bot.core.matcher import get_matcher
 from bot.core.replies import TELEGRAM_LIMIT, Markup, resolve_lang, split_message
-from bot.core.responder import CAUSE_BUTTON, Responder
+from bot.core.responder import CAUSE_BUTTON, Responder, TriagePick
 
 CAPACITY = "Due to unexpected capacity constraints, Claude is unable to respond to your message."
 
@@ -209,3 +209,26 @@ def test_help_names_every_language_lang_accepts(plain: Responder, lang: str) -> 
 
 def test_an_unknown_cause_is_answered_with_the_numbers_there_are(plain: Responder) -> None:
     assert "a number 1-4 or a name" in plain.fix("banana", "en").text
+
+
+@pytest.mark.parametrize(
+    ("data", "with_kb", "without_kb"),
+    [
+        ("tri:message:0:-:zh-hant", "zh-hant", "zh-hant"),
+        ("tri:message:0:-", None, None),
+        ("tri:message:0:-:fr", "refused", "fr"),
+        ("tri:message:0:-:EN!", "refused", "refused"),
+    ],
+)
+def test_a_triage_buttons_language_is_one_the_knowledge_base_answers_in(
+    plain: Responder, data: str, with_kb: str | None, without_kb: str | None
+) -> None:
+    for kb, expected in ((plain.kb, with_kb), (None, without_kb)):
+        pick = TriagePick.parse(data, kb)
+        assert (pick.lang if pick is not None else "refused") == expected
+
+
+def test_a_triage_button_in_a_language_the_knowledge_base_lacks_is_refused(plain: Responder) -> None:
+    # Parsed without the knowledge base, any language code passes: the responder is the one to refuse it.
+    pick = TriagePick.parse("tri:message:0:-:fr")
+    assert pick is not None and plain.triage_pick(pick, "en") is None
