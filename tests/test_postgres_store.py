@@ -75,6 +75,12 @@ async def test_replicas_taking_over_stale_updates_never_take_the_same_one(postgr
         assert sorted(ids) == list(range(1, 301))  # all of them, each once
         # Freshly claimed: nobody takes them again until that claim is stale too.
         assert await stores[0].inbox_pending("r0", 30) == []
+        # A replica's own claims are in its own queue, however long they wait there: a sweep leaves them be.
+        clock[0] += 60
+        assert len(await stores[1].inbox_pending("r1", 30)) == 300 - len(taken[1])  # r0's and r2's
+        clock[0] += 60
+        assert await stores[1].inbox_pending("r1", 30) == []
+        assert len(await stores[0].inbox_pending("r0", 30)) == 300
     finally:
         await close_all(stores)
 

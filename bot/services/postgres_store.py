@@ -504,14 +504,16 @@ class PostgresStore:
         """SKIP LOCKED: two replicas claiming at once each take different rows, never the same one."""
         now = self.clock()
         async with self.pool.connection() as conn, conn.transaction():
-            # At 0 every row is taken, whoever claimed it (one process starting again).
+            # At 0 every row is taken, whoever claimed it (one process starting again). Otherwise only other
+            # holders' stale claims: this holder's own are in its queue, however long they have waited there.
             cur = await conn.execute(
-                "WITH picked AS (SELECT update_id FROM inbox WHERE done_at IS NULL AND (%s OR claimed <= %s)"
+                "WITH picked AS (SELECT update_id FROM inbox WHERE done_at IS NULL"
+                " AND (%s OR (claimed <= %s AND holder <> %s))"
                 " ORDER BY update_id FOR UPDATE SKIP LOCKED)"
                 " UPDATE inbox SET attempts = inbox.attempts + 1, holder = %s, claimed = %s"
                 " FROM picked WHERE inbox.update_id = picked.update_id"
                 " RETURNING inbox.update_id, inbox.body, inbox.attempts",
-                (stale_seconds <= 0, now - stale_seconds, holder, now),
+                (stale_seconds <= 0, now - stale_seconds, holder, holder, now),
             )
             rows = sorted(await cur.fetchall())
             dropped = [int(r[0]) for r in rows if r[2] > MAX_ATTEMPTS]
