@@ -15,7 +15,6 @@ from typing import TextIO
 from bot.conversation import Conversation, ImageText, Sender
 from bot.core.details import extract
 from bot.core.knowledge import KnowledgeBase, KnowledgeError, knowledge_version, load_knowledge
-from bot.core.live import user_zone
 from bot.core.matcher import MAX_INPUT_CHARS, Matcher, get_matcher
 from bot.core.normalize import compact
 from bot.core.replies import Markup, reply_lang_of
@@ -181,7 +180,7 @@ def _diagnose_one(
     matcher: Matcher, text: str, args: argparse.Namespace, out: TextIO, *, from_image: bool = False
 ) -> int:
     kb = matcher.kb
-    lang = args.lang or reply_lang_of(text) or "en"
+    lang = args.lang or reply_lang_of(text, kb) or kb.default_language
     try:
         check_text(kb, text, lang)
     except UnusableInput as exc:
@@ -351,8 +350,9 @@ def cmd_eval(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from bot.core.evaluate import evaluate_levels, load_cases
 
     try:
-        cases = load_cases(args.file)
-        seen = {_same_text(c.text) for path in args.unseen_against for c in load_cases(path)}
+        kb = _matcher(args).kb
+        cases = load_cases(args.file, kb)
+        seen = {_same_text(c.text) for path in args.unseen_against for c in load_cases(path, kb)}
     except (OSError, ValueError) as exc:
         print(f"claude-doctor: cannot read the corpus: {exc}", file=sys.stderr)
         return EXIT_FAIL
@@ -410,7 +410,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     live = Responder(_matcher(args), Markup.PLAIN).live
     kb = live.kb
     lang = kb.resolve_lang((settings.locale or "").split(".")[0] or None)
-    zone = user_zone(None, lang)
+    zone = live.user_zone(None, lang)
 
     def render(summary: StatusSummary) -> str:
         return live.status_page(summary, settings.status_page_url, datetime.now(UTC), zone, lang)

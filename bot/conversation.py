@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from bot.cooldown import Cooldown
-from bot.core.knowledge import KnowledgeError, base_lang, knowledge_version, load_knowledge
-from bot.core.live import LIVE_WAIT, user_zone
+from bot.core.knowledge import KnowledgeBase, KnowledgeError, knowledge_version, load_knowledge
+from bot.core.live import LIVE_WAIT
 from bot.core.matcher import Diagnosis, Matcher
 from bot.core.normalize import CJK_CHAR, HANGUL, KANA
 from bot.core.peak import resolve_tz
@@ -95,10 +95,10 @@ class ImageText:
     problem: str | None = None
 
 
-def text_lang(text: str) -> str | None:
+def text_lang(text: str, kb: KnowledgeBase | None = None) -> str | None:
     """The language a pasted text is clearly in: Chinese (Simplified or Traditional, kept apart) or English; None
     when it is short, mixed or in another script, so the reader's settings decide."""
-    chinese = reply_lang_of(text)
+    chinese = reply_lang_of(text, kb)
     if chinese is not None:
         return chinese
     if CJK_CHAR.search(text) or KANA.search(text) or HANGUL.search(text):
@@ -161,12 +161,12 @@ class Conversation:
 
     async def lang_for(self, sender: Sender, text: str = "") -> str:
         """The language to answer `text` in: the text's own when it is clearly Chinese or English, else the reader's."""
-        lang = text_lang(text)
+        lang = text_lang(text, self.responder.kb)
         return lang if lang in self.responder.kb.reply_languages else await self.settings_lang(sender)
 
     async def zone(self, sender: Sender, lang: str) -> ZoneInfo:
         """The reader's time zone: their /tz, else the default for the answer's language."""
-        return user_zone((await self._user(sender)).tz, lang)
+        return self.responder.live.user_zone((await self._user(sender)).tz, lang)
 
     # --- diagnoses ------------------------------------------------------------------------------------------
 
@@ -479,6 +479,10 @@ class Conversation:
         """Delete misses older than MISSES_DAYS and kept texts older than two days; how many."""
         return await self.store.purge(self.now(), self.misses_days) or 0
 
+    async def slow_down(self, sender: Sender) -> Answer:
+        """What a flooding sender is told once before the bot ignores them for a while."""
+        return self.responder.say("slow_down", await self.settings_lang(sender))
+
     async def internal_error(self, sender: Sender) -> Answer:
         """The apology a private chat gets when its answer was lost to a bug (never the traceback)."""
         return self.responder.say("internal_error", await self.settings_lang(sender))
@@ -500,7 +504,7 @@ class Conversation:
         lang = await self.settings_lang(sender)
         if data.startswith(FEEDBACK_BUTTON):
             return await self._vote(data, sender, presser_id, lang)
-        pick = TriagePick.parse(data)
+        pick = TriagePick.parse(data, self.responder.kb)
         if pick is not None:
             return await self._triage(pick, sender, presser_id, sent_at, lang)
         responder = self.responder
@@ -557,7 +561,7 @@ class Conversation:
     def correction_buttons(self, diagnosis_id: int, lang: str) -> tuple[tuple[Button, ...], ...]:
         """ "Which was it?": every cause and "none of these", one per row."""
         kb = self.responder.kb
-        base = base_lang(lang)
+        base = self.responder.kb.base_lang(lang)
         rows = [
             (Button(localize(f"{c.number}. {c.name[base]}", lang), f"{FEEDBACK_BUTTON}{diagnosis_id}:is:{c.id}"),)  # type: ignore[index]
             for c in kb.causes
@@ -578,7 +582,7 @@ class Conversation:
         results: list[InlineResult] = []
         if text:
             lang = await self.lang_for(sender, text)
-            base = base_lang(lang)
+            base = self.responder.kb.base_lang(lang)
             answer = await self.live(responder.diagnosis(text, lang), sender, lang, max_wait=0.0)
             d = answer.diagnosis
             if d is not None and d.matched:
@@ -592,7 +596,7 @@ class Conversation:
                 answer = responder.diagnosis(text, lang, asker=sender.user_id)
                 hint = html.unescape(responder.say("inline_no_match", lang).text)
                 results.append(InlineResult("none", hint, answer))
-        base = base_lang(lang)
+        base = self.responder.kb.base_lang(lang)
         description = html.unescape(responder.say("inline_cause_description", lang).text)
         for cause in responder.kb.causes:
             if any(r.id.endswith(f"-{cause.id}") for r in results):

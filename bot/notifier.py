@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from bot.core.live import user_zone
 from bot.core.notify import Backoff, Event, diff
 from bot.core.replies import split_message
 from bot.core.statuspage import StatusSummary
@@ -125,10 +124,10 @@ class StatusNotifier:
         if chat_id > 0:  # a private chat: the user's current /lang and /tz win over those saved at /subscribe
             user = await store.user(chat_id)
             lang = user.lang or subscription.lang
-            tz = user_zone(user.tz or subscription.tz, lang)
+            tz = conversation.responder.live.user_zone(user.tz or subscription.tz, lang)
         else:
             lang = (await store.chat(chat_id)).lang or subscription.lang
-            tz = user_zone(subscription.tz, lang)
+            tz = conversation.responder.live.user_zone(subscription.tz, lang)
         text = conversation.responder.live.event(event, conversation.now(), tz, lang)
         for part in split_message(text):
             delivery = await self.send(chat_id, part)

@@ -14,9 +14,8 @@ from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.ext import BaseUpdateProcessor
 
-from bot.core.knowledge import base_lang
-from bot.core.replies import localize, resolve_lang
 from bot.services.metrics import HANDLER_SECONDS, UPDATES, update_type
+from bot.telegram.adapter import sender_of
 from bot.telegram.flood import FloodGate, Verdict
 from bot.telegram.ratelimit import ANSWERED
 
@@ -139,17 +138,14 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
     async def _slow_down(self, update: object) -> None:
         if not isinstance(update, Update) or self.application is None:
             return
-        chat, message, user = update.effective_chat, update.effective_message, update.effective_user
+        chat, message = update.effective_chat, update.effective_message
         if chat is None:
             return
-        lang = resolve_lang(user.language_code if user else None)
-        # "conversation" since the conversation layer; "doctor" before it.
-        owner = self.application.bot_data.get("conversation") or self.application.bot_data.get("doctor")
-        kb = getattr(getattr(owner, "responder", None), "kb", None)
-        if kb is None:
+        conversation = self.application.bot_data.get("conversation")
+        if conversation is None:
             return
-        # What the user is told once, then silence: the knowledge base's `slow_down` string (ui.yaml).
-        text = localize(kb.text("slow_down", base_lang(lang)), lang)
+        # What the user is told once, then silence, in their language.
+        text = (await conversation.slow_down(sender_of(update))).text
         in_group = chat.type != ChatType.PRIVATE and message is not None
         try:
             await self.application.bot.send_message(
