@@ -59,6 +59,7 @@ def process_holder() -> str:
 
 def _with_offset(request_data: RequestData, offset: int) -> RequestData:
     """The same getUpdates request confirming everything below `offset`."""
+    # RequestParameter is not exported, but the public RequestData is made of it (the dependency is pinned < 23).
     params = {**request_data.parameters, "offset": offset}
     return RequestData([RequestParameter.from_input(key, value) for key, value in params.items()])
 
