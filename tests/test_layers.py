@@ -73,3 +73,18 @@ def test_only_the_settings_loader_reads_the_environment(path: Path) -> None:
 
 def test_the_settings_loader_does_read_it() -> None:
     assert reads_environment(PACKAGE / "settings.py")
+
+
+@pytest.mark.parametrize("path", MODULES, ids=_name)
+def test_no_function_is_over_60_lines(path: Path) -> None:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    long = [
+        f"{node.name} ({node.end_lineno - node.lineno + 1} lines)"  # type: ignore[operator]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno - node.lineno >= 60  # type: ignore[operator]
+    ]
+    assert not long, f"{_name(path)}: {', '.join(long)}"
+
+
+def test_the_telegram_handlers_stay_under_400_lines() -> None:
+    assert len((PACKAGE / "telegram" / "handlers.py").read_text(encoding="utf-8").splitlines()) < 400

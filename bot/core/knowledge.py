@@ -722,35 +722,13 @@ class _FileReader:
         signatures, places = self.read_signatures(fields, entry_id, kind)
         cues = self.read_cues(fields, entry_id)
         error_types, status_codes, exceptions, patterns = self.read_evidence(fields, entry_id)
-        values: dict[str, Any] = {}
         if kind == "cause":
-            number = self.scalar(fields["number"][1], f"{what} number")
-            if not isinstance(number, int) or isinstance(number, bool) or number < 1:
-                self.problem(fields["number"][1], f"{what} number must be a whole number from 1, got {number!r}")
-                return
-            values["number"] = number
-            if "live" in fields:
-                live = self.read_live(fields["live"][1], what)
-                if live is None:
-                    return
-                values["live"] = live
-            values["name"] = self.localized(fields["name"][1], f"{what} name")
-            values["explanation"] = self.localized(fields["explanation"][1], f"{what} explanation")
-            values["fix"] = self.read_fix(fields["fix"][1], what)
-            if "variants" in fields:
-                variants = self.read_variants(fields["variants"][1], what)
-                if variants is None:
-                    return
-                values["variants"] = variants
-            if "aliases" in fields:
-                aliases = self.string_list(fields["aliases"][1], f"{what} aliases")
-                values["aliases"] = tuple(clean(a) for a, _ in aliases or ())
-            if any(values.get(k) is None for k in ("name", "explanation", "fix")):
-                return
+            values = self.read_cause_fields(fields, what)
         else:
-            values["answer"] = self.localized(fields["answer"][1], f"{what} answer")
-            if values["answer"] is None:
-                return
+            answer = self.localized(fields["answer"][1], f"{what} answer")
+            values = {"answer": answer} if answer is not None else None
+        if values is None:
+            return
         if title is None or signatures is None:
             return
         if not signatures and not cues and not (error_types or status_codes or exceptions or patterns):
@@ -769,6 +747,35 @@ class _FileReader:
             **values,
         )
         self.acc.add_entry(entry, self.at(fields["id"][1]), places)
+
+    def read_cause_fields(self, fields: dict[str, tuple[yaml.Node, yaml.Node]], what: str) -> dict[str, Any] | None:
+        """A cause's own fields (number, live lines, name, explanation, fix, variants, aliases); None after
+        reporting a problem that leaves the cause unusable."""
+        values: dict[str, Any] = {}
+        number = self.scalar(fields["number"][1], f"{what} number")
+        if not isinstance(number, int) or isinstance(number, bool) or number < 1:
+            self.problem(fields["number"][1], f"{what} number must be a whole number from 1, got {number!r}")
+            return None
+        values["number"] = number
+        if "live" in fields:
+            live = self.read_live(fields["live"][1], what)
+            if live is None:
+                return None
+            values["live"] = live
+        values["name"] = self.localized(fields["name"][1], f"{what} name")
+        values["explanation"] = self.localized(fields["explanation"][1], f"{what} explanation")
+        values["fix"] = self.read_fix(fields["fix"][1], what)
+        if "variants" in fields:
+            variants = self.read_variants(fields["variants"][1], what)
+            if variants is None:
+                return None
+            values["variants"] = variants
+        if "aliases" in fields:
+            aliases = self.string_list(fields["aliases"][1], f"{what} aliases")
+            values["aliases"] = tuple(clean(a) for a, _ in aliases or ())
+        if any(values.get(k) is None for k in ("name", "explanation", "fix")):
+            return None
+        return values
 
     def read_live(self, node: yaml.Node, what: str) -> frozenset[str] | None:
         if isinstance(node, yaml.SequenceNode) and not node.value:

@@ -370,6 +370,19 @@ class Matcher:
         for i, sig in enumerate(self.signature_texts):
             for j in range(max(1, len(sig) - _GRAM + 1)):
                 self.grams[sig[j : j + _GRAM]].add(i)
+        self._index_cues(kb)
+        self._index_typos(kb)
+        self.signature_grams = [max(1, len(t) - _GRAM + 1) for t in self.signature_texts]
+        self.typo_tokens = [t for t in self.tokens if "_" in t]
+        self.longest_token = max(map(len, self.typo_tokens), default=0)
+        self._near: dict[str, str | None] = {}
+        self.error_types = frozenset(t for e in iter_entries(kb) for t in e.error_types)
+        self.patterns = [
+            (_required_literal(p), re.compile(p), e.id, p, w) for e in iter_entries(kb) for p, w in e.patterns.items()
+        ]
+        self._read_vocabularies(kb)
+
+    def _index_cues(self, kb: KnowledgeBase) -> None:
         # Word cues are found as " w1 w2 " in the space-joined words; a trailing * drops the closing space.
         self.word_cues: dict[str, list[tuple[str, frozenset[str], str, str, float]]] = defaultdict(list)
         self.prefix_cues: list[tuple[str, str, str, float]] = []
@@ -392,6 +405,8 @@ class Matcher:
         self.cjk_cue_heads: dict[str, list[tuple[str, str, str, float]]] = defaultdict(list)
         for item in self.cjk_cues:
             self.cjk_cue_heads[_head(item[0])].append(item)
+
+    def _index_typos(self, kb: KnowledgeBase) -> None:
         self.vocabulary = self._vocabulary_words(kb)
         self.longest_word = max(map(len, self.vocabulary), default=0)
         # Typo index: each vocabulary word under itself and its one-letter deletions (SymSpell), so a word one
@@ -401,14 +416,8 @@ class Matcher:
             if len(word) >= self.cal.typo_min_letters:
                 for variant in (word, *_deletions(word)):
                     self.deletions.setdefault(variant, word)
-        self.signature_grams = [max(1, len(t) - _GRAM + 1) for t in self.signature_texts]
-        self.typo_tokens = [t for t in self.tokens if "_" in t]
-        self.longest_token = max(map(len, self.typo_tokens), default=0)
-        self._near: dict[str, str | None] = {}
-        self.error_types = frozenset(t for e in iter_entries(kb) for t in e.error_types)
-        self.patterns = [
-            (_required_literal(p), re.compile(p), e.id, p, w) for e in iter_entries(kb) for p, w in e.patterns.items()
-        ]
+
+    def _read_vocabularies(self, kb: KnowledgeBase) -> None:
         vocab = kb.vocabularies
         self.claude_words = _Vocabulary(vocab["claude_words"], self.cal.spaceless_min)
         self.domain_words = _Vocabulary(vocab["domain_words"], self.cal.spaceless_min)
