@@ -186,6 +186,13 @@ async def test_fix_as_a_reply_answers_the_replied_to_message(bot: Recorded) -> N
     assert "Most likely" in call.text and call.reply_to == the_message(vague)["message_id"]
 
 
+async def test_an_answer_still_goes_out_when_the_quoted_message_was_deleted(bot: Recorded) -> None:
+    ghost = {"message_id": 987654, "date": 1, "chat": bot.make.group_chat(), "text": CAPACITY}
+    await bot.feed(bot.make.group_message("/fix", reply_to=ghost))
+    quoted = sent(bot)[0].params["reply_parameters"]
+    assert (quoted["message_id"], quoted["allow_sending_without_reply"]) == (987654, True)
+
+
 async def test_a_command_in_a_group_quotes_the_command(bot: Recorded) -> None:
     command = await bot.feed(bot.make.group_message("/causes"))
     assert sent(bot)[0].reply_to == the_message(command)["message_id"]
@@ -278,3 +285,15 @@ async def test_an_inline_query_is_answered_with_articles(bot: Recorded) -> None:
     results = json.loads(results) if isinstance(results, str) else results
     assert [r["type"] for r in results] == ["article"] * 4 and results[0]["id"] == "d-capacity"
     assert "3. Capacity" in results[0]["input_message_content"]["message_text"]
+
+
+async def test_an_inline_triage_is_answered_as_personal(bot: Recorded) -> None:
+    await bot.feed(bot.make.inline_query("claude keeps cutting off mid answer"))
+    [call] = bot.api.of("answerInlineQuery")
+    assert call.params["is_personal"] is True
+
+
+async def test_an_inline_diagnosis_may_be_cached_for_everyone(bot: Recorded) -> None:
+    await bot.feed(bot.make.inline_query(CAPACITY[:80]))
+    [call] = bot.api.of("answerInlineQuery")
+    assert call.params["is_personal"] is False and call.params["cache_time"] == 60
