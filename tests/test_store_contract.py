@@ -301,6 +301,9 @@ async def test_pending_with_stale_seconds_claims_only_stale_rows(store: Store, c
     # Claimed just now by c: nobody else takes it until c's claim is stale in turn.
     assert await store.inbox_pending("d", stale_seconds=60) == []
     clock.advance(61)
+    # A holder's own claims wait in its own queue, however long: it does not take them again.
+    assert await store.inbox_pending("c", stale_seconds=60) == [{"update_id": 2}]
+    clock.advance(61)
     assert await store.inbox_pending("d", stale_seconds=60) == [{"update_id": 1}, {"update_id": 2}]
 
 

@@ -472,17 +472,18 @@ class SqliteStore:
         await self._write("inbox_done", change)
 
     async def inbox_pending(self, holder: str = "", stale_seconds: float = 0.0) -> list[dict[str, Any]]:
-        """Claim for `holder` the unhandled updates whose claim is older than `stale_seconds` (all at 0), oldest
-        first, each counted as one more attempt; those tried more than MAX_ATTEMPTS times are dropped."""
+        """Claim for `holder` the unhandled updates another holder claimed over `stale_seconds` ago (all of them at
+        0), oldest first, each counted as one more attempt; those tried more than MAX_ATTEMPTS times are dropped."""
         now = self.clock()
 
         def change(db: sqlite3.Connection) -> tuple[list[dict[str, Any]], list[int]]:
             with _transaction(db):
                 if stale_seconds > 0:
+                    # Only other holders' stale claims: this holder's own wait in its queue, however long.
                     rows = db.execute(
-                        "SELECT update_id, body, attempts FROM inbox WHERE done_at IS NULL AND claimed_at <= ?"
-                        " ORDER BY update_id",
-                        (now - stale_seconds,),
+                        "SELECT update_id, body, attempts FROM inbox"
+                        " WHERE done_at IS NULL AND claimed_at <= ? AND holder <> ? ORDER BY update_id",
+                        (now - stale_seconds, holder),
                     ).fetchall()
                 else:
                     rows = db.execute(

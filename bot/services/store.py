@@ -128,9 +128,10 @@ class Store(Protocol):
         them new again."""
 
     async def inbox_pending(self, holder: str = "", stale_seconds: float = 0.0) -> list[dict[str, Any]]:
-        """Claim for `holder` the updates taken but not handled whose claim is older than `stale_seconds` (all of
-        them at 0: one process after a restart), oldest first, each counted as one more attempt; those tried more
-        than MAX_ATTEMPTS times are dropped with a warning (and count as done)."""
+        """Claim for `holder` the updates taken but not handled whose claim by another holder is older than
+        `stale_seconds` (this holder's own wait in its queue), or all of them at 0 (one process after a restart),
+        oldest first, each counted as one more attempt; those tried more than MAX_ATTEMPTS times are dropped with a
+        warning (and count as done)."""
 
     async def inbox_count(self) -> int: ...
 
