@@ -261,7 +261,7 @@ class PostgresStore:
         self._pruned[what] = now
         return True
 
-    async def _fetchone(self, query: str, params: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
+    async def _fetchone(self, query: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> tuple[Any, ...] | None:
         async with self.pool.connection() as conn:
             cur = await conn.execute(query, params)
             return await cur.fetchone()
@@ -544,25 +544,36 @@ class PostgresStore:
         text: str | None = None,
         user_id: int | None = None,
     ) -> int | None:
+        """One statement (one round trip, atomic by itself): the answer, and with a text its masked copy and, when
+        nothing was recognised, its miss."""
         at = now.timestamp()
-        async with self.pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(
-                "INSERT INTO diagnoses (at, answer, confidence, lang, how, kb_version)"
-                " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
-                (at, answer, round(confidence, 3), lang, how, kb_version),
-            )
-            row = await cur.fetchone()
-            assert row is not None
-            diagnosis_id = int(row[0])
-            if text is not None and user_id is not None:
-                owner, masked = owner_key(self._salt, user_id), mask(text)
-                await conn.execute(
-                    "INSERT INTO recent_texts (diagnosis_id, owner, text, at) VALUES (%s, %s, %s, %s)",
-                    (diagnosis_id, owner, masked, at),
-                )
-                if answer == UNRECOGNISED:
-                    await _miss(conn, diagnosis_id, owner, masked, UNRECOGNISED, None, kb_version, at)
-        return diagnosis_id
+        keep = text is not None and user_id is not None
+        owner = owner_key(self._salt, user_id) if user_id is not None else ""
+        masked = mask(text) if text is not None else ""
+        row = await self._fetchone(
+            "WITH d AS (INSERT INTO diagnoses (at, answer, confidence, lang, how, kb_version)"
+            " VALUES (%(at)s, %(answer)s, %(confidence)s, %(lang)s, %(how)s, %(kb)s) RETURNING id),"
+            " t AS (INSERT INTO recent_texts (diagnosis_id, owner, text, at)"
+            " SELECT id, %(owner)s, %(text)s, %(at)s FROM d WHERE %(keep)s),"
+            " m AS (INSERT INTO misses (at, owner, text, reason, label, kb_version, diagnosis_id)"
+            " SELECT %(at)s, %(owner)s, %(text)s, %(reason)s, NULL, %(kb)s, id FROM d WHERE %(miss)s)"
+            " SELECT id FROM d",
+            {
+                "at": at,
+                "answer": answer,
+                "confidence": round(confidence, 3),
+                "lang": lang,
+                "how": how,
+                "kb": kb_version,
+                "owner": owner,
+                "text": masked,
+                "keep": keep,
+                "reason": UNRECOGNISED,
+                "miss": keep and answer == UNRECOGNISED,
+            },
+        )
+        assert row is not None
+        return int(row[0])
 
     @_writes
     async def vote(
