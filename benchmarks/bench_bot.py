@@ -1,10 +1,13 @@
 """Benchmark: updates handled per second through the real Application (handlers, responder, matcher, SQLite),
 with a recording request object in place of HTTP so only the bot's own work is timed.
 
-Run: .venv/bin/python benchmarks/bench_bot.py [--updates N] [--pipeline]
+Run: .venv/bin/python benchmarks/bench_bot.py [--updates N] [--pipeline] [--store postgres [--database-url URL]]
 The rate limiter is left out: it exists to hold sends to Telegram's ~30 messages/s, which is what we measure against.
 --pipeline sends the updates the way the running bot takes them: kept in the inbox, then through the per-chat update
 processor (64 workers, input limits off: the benchmark's 50 users would trip them), each marked done once handled.
+--store postgres runs the same again on PostgreSQL after SQLite, in the same process, and prints both: on the
+database at --database-url (its tables get the benchmark's rows), else on a throwaway local cluster started with
+Debian's postgresql package and the server's default durability (fsync and synchronous commit on).
 """
 
 from __future__ import annotations
@@ -14,8 +17,11 @@ import asyncio
 import itertools
 import json
 import resource
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +34,9 @@ from bot.conversation import Conversation
 from bot.core.matcher import get_matcher
 from bot.core.replies import Markup
 from bot.core.responder import Responder
+from bot.services.postgres_store import PostgresStore
 from bot.services.sqlite_store import SqliteStore
+from bot.services.store import Store
 from bot.telegram.handlers import register
 from bot.telegram.processor import ChatOrderedProcessor
 
@@ -96,54 +104,85 @@ def updates(count: int) -> list[dict[str, Any]]:
     return out
 
 
-async def main(count: int, pipeline: bool) -> None:
-    request = RecordingRequest()
+async def main(count: int, pipeline: bool, stores: list[str], database_url: str | None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        storage = SqliteStore(Path(tmp))
-        builder = (
-            ApplicationBuilder()
-            .token("123456:ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef")
-            .request(request)
-            .get_updates_request(RecordingRequest())
-            .defaults(Defaults(parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True)))
-        )
-        processor = ChatOrderedProcessor(workers=64)
-        if pipeline:
-            builder = builder.concurrent_updates(processor)
-        app = builder.build()
-        processor.attach(app, storage)
-        app.bot_data["conversation"] = Conversation(Responder(get_matcher(), Markup.HTML), storage)
-        register(app)
-        await app.initialize()
-        raw = updates(count)
-        batch = [Update.de_json(u, app.bot) for u in raw]
-        start = time.perf_counter()
-        if pipeline:
-            await app.start()
-            # As the getUpdates connection does: a batch of 100 kept before it is handed on.
-            for n in range(0, count, 100):
-                await storage.inbox_add(raw[n : n + 100])
-                for update in batch[n : n + 100]:
-                    await app.update_queue.put(update)
-            await app.update_queue.join()
-            await app.stop()
-        else:
-            for update in batch:
-                await app.process_update(update)
-        elapsed = time.perf_counter() - start
-        left = await storage.inbox_count()
-        await app.shutdown()
-        await storage.close()
+        await measure("sqlite", SqliteStore(Path(tmp)), count, pipeline)
+    if "postgres" in stores:
+        with postgres_url(database_url) as url:
+            await measure("postgres", await PostgresStore.open(url), count, pipeline)
+    print(f"peak memory (RSS):   {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+
+
+@contextmanager
+def postgres_url(given: str | None) -> Iterator[str]:
+    """The database to measure on: `given`, else an empty one in a throwaway cluster of the tests' kind."""
+    if given:
+        yield given
+        return
+    # tests/pg.py starts Debian's server in a temporary folder; the repository root makes `tests` importable.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.pg import Unavailable, throwaway_cluster
+
+    try:
+        with throwaway_cluster(durable=True) as cluster:
+            yield cluster.fresh_database("bench")
+    except Unavailable as exc:
+        raise SystemExit(f"--store postgres: {exc}; or give --database-url") from None
+
+
+async def measure(name: str, storage: Store, count: int, pipeline: bool) -> None:
+    """Handle `count` updates through the Application on `storage` and print the rate."""
+    request = RecordingRequest()
+    builder = (
+        ApplicationBuilder()
+        .token("123456:ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef")
+        .request(request)
+        .get_updates_request(RecordingRequest())
+        .defaults(Defaults(parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True)))
+    )
+    processor = ChatOrderedProcessor(workers=64)
+    if pipeline:
+        builder = builder.concurrent_updates(processor)
+    app = builder.build()
+    processor.attach(app, storage)
+    app.bot_data["conversation"] = Conversation(Responder(get_matcher(), Markup.HTML), storage)
+    register(app)
+    await app.initialize()
+    raw = updates(count)
+    batch = [Update.de_json(u, app.bot) for u in raw]
+    start = time.perf_counter()
+    if pipeline:
+        await app.start()
+        # As the getUpdates connection does: a batch of 100 kept before it is handed on.
+        for n in range(0, count, 100):
+            await storage.inbox_add(raw[n : n + 100])
+            for update in batch[n : n + 100]:
+                await app.update_queue.put(update)
+        await app.update_queue.join()
+        await app.stop()
+    else:
+        for update in batch:
+            await app.process_update(update)
+    elapsed = time.perf_counter() - start
+    left = await storage.inbox_count()
+    await app.shutdown()
+    await storage.close()
+    print(f"[{name}]")
     if pipeline:
         print(f"left in the inbox:   {left}")
     print(f"updates handled:     {count} in {elapsed:.2f} s -> {count / elapsed:,.0f} updates/s")
     print(f"Bot API calls made:  {request.calls - 1} (private errors, commands, group auto-answers)")
-    print(f"peak memory (RSS):   {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--updates", type=int, default=5000)
     parser.add_argument("--pipeline", action="store_true", help="through the inbox and the per-chat processor")
+    parser.add_argument(
+        "--store", choices=["sqlite", "postgres"], default="sqlite", help="postgres: PostgreSQL too, after SQLite"
+    )
+    parser.add_argument(
+        "--database-url", help="the PostgreSQL database for --store postgres (default: a throwaway one)"
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.updates, args.pipeline))
+    asyncio.run(main(args.updates, args.pipeline, [args.store], args.database_url))

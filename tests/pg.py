@@ -34,7 +34,7 @@ NOT_INSTALLED = (
 )
 # Durability is no concern for a cluster that lives as long as one test run: without fsync it is several times
 # faster to create databases and commit.
-_SERVER_OPTIONS = "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+_FAST = "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
 
 
 def server_bin() -> Path | None:
@@ -81,19 +81,34 @@ def _as_owner(owner: str | None, argv: list[str]) -> list[str]:
     return ["runuser", "-u", owner, "--", *argv] if owner else argv
 
 
+class Unavailable(Exception):
+    """PostgreSQL's server is not installed here, or there is nobody to run it as."""
+
+
 @contextmanager
 def pg_cluster() -> Iterator[PgCluster]:
-    """Start a cluster in a temporary folder on a free loopback port; stop and delete it on the way out. Skips the
-    calling test when PostgreSQL's server is not installed; fails, with the server's log, when it will not start."""
+    """`throwaway_cluster` for a test: skips it, saying why, when PostgreSQL can't be run here."""
+    try:
+        with throwaway_cluster() as cluster:
+            yield cluster
+    except Unavailable as exc:
+        pytest.skip(str(exc))
+
+
+@contextmanager
+def throwaway_cluster(*, durable: bool = False) -> Iterator[PgCluster]:
+    """Start a cluster in a temporary folder on a free loopback port; stop and delete it on the way out; `durable`
+    keeps the server's default fsync and synchronous commit (for a benchmark). Unavailable when PostgreSQL's server is
+    not installed; RuntimeError, with the server's log, when it will not start."""
     bin_dir = server_bin()
     if bin_dir is None:
-        pytest.skip(NOT_INSTALLED)
+        raise Unavailable(NOT_INSTALLED)
     owner: str | None = None
     if os.geteuid() == 0:
         try:
             pwd.getpwnam("postgres")
         except KeyError:
-            pytest.skip("running as root and there is no 'postgres' user to run PostgreSQL as")
+            raise Unavailable("running as root and there is no 'postgres' user to run PostgreSQL as") from None
         owner = "postgres"
     # Not under pytest's tmp_path: its parents are private to root, and the server's user must reach its folder.
     folder = Path(tempfile.mkdtemp(prefix="claude-doctor-pg-"))
@@ -106,7 +121,9 @@ def pg_cluster() -> Iterator[PgCluster]:
         made = subprocess.run(_as_owner(owner, initdb), capture_output=True, text=True)
         if made.returncode != 0:
             raise RuntimeError(f"initdb failed: {made.stdout}{made.stderr}")
-        options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 {_SERVER_OPTIONS}"
+        options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c max_connections=200"
+        if not durable:
+            options += f" {_FAST}"
         started = subprocess.run(
             _as_owner(owner, [str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "start"]),
             capture_output=True,
