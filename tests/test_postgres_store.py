@@ -9,6 +9,7 @@ import time
 import psycopg
 import pytest
 
+from bot.services import postgres_store
 from bot.services.postgres_store import MIGRATIONS, PostgresStore, masked_url
 from bot.services.store import ChatSettings, StorageError, UserSettings
 from tests.pg import PgCluster
@@ -165,3 +166,29 @@ async def test_a_database_that_goes_away_degrades_instead_of_raising(postgres: P
             await store.inbox_add([{"update_id": 1}], "r0")
     finally:
         await store.close()
+
+
+async def test_cut_connections_cost_one_call_then_the_pool_reconnects(postgres: PgCluster, postgres_url: str) -> None:
+    store = await PostgresStore.open(postgres_url)
+    try:
+        await store.set_chat_lang(-1, "zh")
+        name = postgres_url.rsplit("/", 1)[1]
+        # The server restarting, as far as this database's connections can tell.
+        async with await psycopg.AsyncConnection.connect(postgres.url(), autocommit=True) as admin:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
+        assert await store.chat(-1) == ChatSettings()  # the default: that connection was gone
+        # Each broken pooled connection fails once and is replaced; /healthz's check ends the pause when one answers.
+        answers = [await store.healthy() for _ in range(5)]
+        assert True in answers
+        assert await store.chat(-1) == ChatSettings(lang="zh")
+    finally:
+        await store.close()
+
+
+async def test_without_the_driver_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(postgres_store, "psycopg", None)
+    with pytest.raises(StorageError, match=r"claude-doctor\[postgres\]"):
+        await PostgresStore.open("postgresql://bot:pw@127.0.0.1/doctor")
