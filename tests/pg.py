@@ -32,8 +32,8 @@ NOT_INSTALLED = (
     "PostgreSQL is not installed (apt-get install postgresql; scripts/test.sh does it as root): "
     "the PostgreSQL cases skip"
 )
-# Durability is no concern for a cluster that lives as long as one test run: without fsync it is several times
-# faster to create databases and commit.
+# Durability is no concern for a cluster that lives as long as one test run: without fsync a commit is about 3 times
+# faster (500 one-row commits: 0.09 s against 0.22-0.25 s here).
 _FAST = "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
 
 
@@ -71,9 +71,8 @@ class PgCluster:
         import psycopg
 
         name = f"{prefix}_{os.getpid()}_{next(self._names)}"
-        # FILE_COPY: copying template0's few files beats writing them through the WAL (PostgreSQL 15's default).
         with psycopg.connect(self.url(), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0 STRATEGY FILE_COPY')
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
         return self.url(name)
 
 
