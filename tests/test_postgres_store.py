@@ -137,6 +137,9 @@ def test_masked_url_hides_only_the_password() -> None:
     )
     assert masked_url("postgresql://db/doctor") == "postgresql://db/doctor"
     assert "pw" not in masked_url("postgresql://u:pw@h:notaport/x")
+    assert masked_url("postgresql://db/doctor?sslmode=require&password=s3cr3t") == (
+        "postgresql://db/doctor?sslmode=require&password=***"
+    )
 
 
 async def test_a_schema_newer_than_the_bot_is_refused(postgres_url: str) -> None:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from bot.core.notify import SeenIncident
 from bot.services.ledger import (
@@ -118,12 +118,18 @@ STATEMENT_TIMEOUT_MS = 10_000
 # After a connection failure the store is left alone this long (calls degrade at once), so a burst of updates
 # during an outage does not queue behind the pool's wait, one timeout each.
 DEGRADED_SECONDS = 2.0
-# Old answers and cooldown marks are pruned by a write at most this often (a delete per message would be waste).
+# Old answers, cooldown marks and handled update ids are pruned by a write at most this often (a delete per message
+# would be waste).
 PRUNE_EVERY = 60.0
 
 
+# libpq also takes the password as a query parameter (postgresql://host/db?password=...).
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*", re.I)
+
+
 def masked_url(url: str) -> str:
-    """The URL with its password replaced by ***, for messages and logs."""
+    """The URL with its password (in the authority or the query) replaced by ***, for messages and logs."""
+    url = _QUERY_PASSWORD.sub(r"\1***", url)
     try:
         parts = urlsplit(url)
         if parts.password is None:
@@ -137,14 +143,20 @@ def masked_url(url: str) -> str:
         return re.sub(r"//[^@/]*@", "//***@", url)
 
 
-def _one_line(exc: BaseException, url: str) -> str:
-    """The driver's message on one line, with the URL's password taken out wherever it appears."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
+def _passwords(url: str) -> list[str]:
+    found = [m.group(0).split("=", 1)[1] for m in _QUERY_PASSWORD.finditer(url)]
     try:
         password = urlsplit(url).password
     except ValueError:
         password = None
-    if password:
+    # As written in the URL and percent-decoded, as the driver would have used it.
+    return [form for p in (password, *found) if p and p != "***" for form in {p, unquote(p)}]
+
+
+def _one_line(exc: BaseException, url: str) -> str:
+    """The driver's message on one line, with the URL's password taken out wherever it appears."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    for password in _passwords(url):
         text = text.replace(password, "***")
     return text
 
