@@ -345,6 +345,7 @@ async def test_two_replicas_share_one_database_and_survive_a_kill(
                 "SELECT COUNT(*) FROM inbox WHERE done_at IS NULL AND holder LIKE %s",
                 f"%:{poller.pid}:%",
             )
+            assert at_risk > 0, "the kill was meant to catch the poller with updates unfinished"
             page.state = "minor_update"
 
             async def survivor_polls() -> bool:
