@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -131,6 +132,9 @@ class Conversation:
     kb_version: str = ""
 
     def __post_init__(self) -> None:
+        if self.cooldown.clock is time.time:
+            # One clock for the whole conversation: the cooldown follows `now` (a test's, or the wall clock).
+            self.cooldown.clock = lambda: self.now().timestamp()
         if not self.kb_version:
             self.kb_version = knowledge_version(self.responder.kb.directory)
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from bot.cooldown import Cooldown
-from bot.services.storage import Storage, StorageError
+from bot.services.sqlite_store import SqliteStore
+from bot.services.store import StorageError
 from bot.settings import ConfigError, RedactToken, file_url_for, load_settings
 
 TOKEN = "123456:ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef"
@@ -64,24 +65,25 @@ def test_token_is_redacted_from_log_lines_and_tracebacks() -> None:
     assert TOKEN not in text and text.count("<token>") == 2
 
 
-def test_settings_survive_reopening(tmp_path: Path) -> None:
-    store = Storage(tmp_path)
-    store.set_autoreply(-100, False)
-    store.set_chat_lang(-100, "zh")
-    store.set_user_lang(7, "en")
-    store.remember_answer(-100, 5, 6)
-    store.close()
-    again = Storage(tmp_path)
-    assert again.chat(-100).autoreply is False and again.chat(-100).lang == "zh"
-    assert again.chat(-1).autoreply is True
-    assert again.user_lang(7) == "en" and again.answer_for(-100, 5) == 6
+async def test_settings_survive_reopening(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path)
+    await store.set_autoreply(-100, False)
+    await store.set_chat_lang(-100, "zh")
+    await store.set_user_lang(7, "en")
+    await store.remember_answer(-100, 5, 6)
+    await store.close()
+    again = SqliteStore(tmp_path)
+    assert (await again.chat(-100)).autoreply is False and (await again.chat(-100)).lang == "zh"
+    assert (await again.chat(-1)).autoreply is True
+    assert (await again.user(7)).lang == "en" and await again.answer_for(-100, 5) == 6
+    await again.close()
 
 
 def test_unwritable_data_dir_is_one_clear_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     with pytest.raises(StorageError, match=r"DATA_DIR .* is not usable"):
-        Storage(blocker / "data")
+        SqliteStore(blocker / "data")
 
 
 def test_cooldown_allows_one_answer_per_key_per_period() -> None:

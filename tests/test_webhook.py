@@ -109,3 +109,21 @@ async def test_healthz_may_ask_a_coroutine(free_port: int) -> None:
         assert await asyncio.to_thread(exchange, free_port, request) == 503
     finally:
         await hook.stop()
+
+
+class _Store:
+    def __init__(self, up: bool) -> None:
+        self.up = up
+
+    async def healthy(self) -> bool:
+        return self.up
+
+
+@pytest.mark.parametrize(("store_up", "expected"), [(True, True), (False, False)])
+async def test_healthz_in_webhook_mode_says_whether_the_store_answers(store_up: bool, expected: bool) -> None:
+    from bot.telegram.inbox import InboxRequest
+    from bot.telegram.processor import ChatOrderedProcessor
+    from bot.telegram.runner import Runtime
+
+    runtime = Runtime(ChatOrderedProcessor(workers=1), InboxRequest(None), _Store(store_up), webhook_mode=True)  # type: ignore[arg-type]
+    assert await runtime.healthy_now() is expected

@@ -78,6 +78,10 @@ class Runtime:
         last = self.updates_request.last_ok
         return last is not None and time.monotonic() - last < POLL_STALE
 
+    async def healthy_now(self) -> bool:
+        """For /healthz: healthy as above, and the store answers (with several replicas, the shared database)."""
+        return self.healthy() and await self.store.healthy()
+
 
 def runtime_of(application: Application) -> Runtime:  # type: ignore[type-arg]
     return application.bot_data["runtime"]
@@ -206,7 +210,7 @@ async def _start_webhook(application: Application, settings: Settings) -> Webhoo
     async def accept(data: dict[str, Any]) -> None:
         await accept_update(application, data)
 
-    server = WebhookServer(settings.listen, settings.port, path, settings.webhook_secret, accept, runtime.healthy)
+    server = WebhookServer(settings.listen, settings.port, path, settings.webhook_secret, accept, runtime.healthy_now)
     server.start()
     log.info("serving the webhook on %s:%s/%s (and /healthz)", settings.listen, settings.port, path)
     await application.bot.set_webhook(
