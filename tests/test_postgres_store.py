@@ -86,6 +86,31 @@ async def test_replicas_taking_over_stale_updates_never_take_the_same_one(postgr
         await close_all(stores)
 
 
+async def test_a_renewal_racing_a_takeover_and_done_marks_neither_waits_nor_fails(postgres_url: str) -> None:
+    a, b = await replicas(postgres_url)
+    clock = [1000.0]
+    a.clock = b.clock = lambda: clock[0]
+    try:
+        for round in range(5):
+            ids = range(round * 300 + 1, round * 300 + 301)
+            await a.inbox_add([{"update_id": n} for n in ids], "a")
+            clock[0] += 60  # a's sweep is late: its claims look stale to b
+            _, taken, _ = await asyncio.gather(a.inbox_renew("a"), b.inbox_pending("b", 30), a.inbox_done(ids[::3]))
+            assert not a.degraded and not b.degraded
+            # Each row is b's (taken over), a's renewed, or done: none is left stale, none has two takers.
+            assert await b.inbox_pending("c", 30) == []
+            assert {u["update_id"] for u in taken}.isdisjoint(await still_held(postgres_url, "a"))
+            await a.inbox_done(ids)  # handled, by whichever had it: the next round starts with an empty inbox
+    finally:
+        await close_all([a, b])
+
+
+async def still_held(url: str, holder: str) -> set[int]:
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        cur = await conn.execute("SELECT update_id FROM inbox WHERE holder = %s AND done_at IS NULL", (holder,))
+        return {int(row[0]) for row in await cur.fetchall()}
+
+
 async def test_one_lease_holder_at_a_time_and_a_takeover_after_expiry(postgres_url: str) -> None:
     stores = await replicas(postgres_url)
     try:

@@ -307,6 +307,23 @@ async def test_pending_with_stale_seconds_claims_only_stale_rows(store: Store, c
     assert await store.inbox_pending("d", stale_seconds=60) == [{"update_id": 1}, {"update_id": 2}]
 
 
+async def test_renewed_claims_never_go_stale_and_a_renewal_keeps_to_its_own_rows(store: Store, clock: Clock) -> None:
+    await store.inbox_add([{"update_id": 1}, {"update_id": 2}], holder="a")
+    await store.inbox_add([{"update_id": 3}], holder="b")
+    await store.inbox_done([2])
+    for _sweep in range(5):
+        clock.advance(30)
+        await store.inbox_renew("a")
+    # a renewed its claim every 30 s for 150 s (its update waited in its queue): still a's. b stopped renewing.
+    assert await store.inbox_pending("c", stale_seconds=60) == [{"update_id": 3}]
+    clock.advance(61)
+    # b renewing now (it was alive, only slow) does not take back what c took over, nor date c's claim.
+    await store.inbox_renew("b")
+    # a stopped renewing (it died): its update goes too.
+    assert await store.inbox_pending("d", stale_seconds=60) == [{"update_id": 1}, {"update_id": 3}]
+    assert await store.inbox_count() == 2
+
+
 async def test_the_inbox_survives_reopening(store_factory: StoreFactory, tmp_path: Path, clock: Clock) -> None:
     first = await store_factory(tmp_path, clock)
     await first.inbox_add([{"update_id": 5, "message": {"text": "x"}}])

@@ -135,6 +135,9 @@ class MemoryStore:
                 pending.append(self.inbox[update_id])
         return pending
 
+    async def inbox_renew(self, holder: str) -> None:
+        """Nothing to renew: one process, whose claims nobody else takes."""
+
     async def inbox_count(self) -> int:
         return len(self.inbox)
 

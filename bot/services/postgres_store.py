@@ -536,6 +536,16 @@ class PostgresStore:
             log.warning("update %s was unfinished at %d starts in a row; dropped", update_id, MAX_ATTEMPTS)
         return [json.loads(r[1]) for r in rows if r[2] <= MAX_ATTEMPTS]
 
+    @_writes
+    async def inbox_renew(self, holder: str) -> None:
+        """SKIP LOCKED: a row locked right now is being marked done or taken over by another replica, and needs no
+        renewal either way; never waiting on a lock, this cannot deadlock with those."""
+        await self._execute(
+            "WITH mine AS (SELECT update_id FROM inbox WHERE holder = %s AND done_at IS NULL FOR UPDATE SKIP LOCKED)"
+            " UPDATE inbox SET claimed = %s FROM mine WHERE inbox.update_id = mine.update_id",
+            (holder, self.clock()),
+        )
+
     @_reads(0)
     async def inbox_count(self) -> int:
         row = await self._fetchone("SELECT COUNT(*) FROM inbox WHERE done_at IS NULL")

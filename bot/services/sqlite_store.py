@@ -509,6 +509,12 @@ class SqliteStore:
             log.warning("update %s was unfinished at %d starts in a row; dropped", update_id, MAX_ATTEMPTS)
         return bodies
 
+    async def inbox_renew(self, holder: str) -> None:
+        await self._write(
+            "inbox_renew",
+            _statement("UPDATE inbox SET claimed_at = ? WHERE holder = ? AND done_at IS NULL", (self.clock(), holder)),
+        )
+
     async def inbox_count(self) -> int:
         return await self._read("inbox_count", int, _count("inbox WHERE done_at IS NULL"))
 

@@ -129,9 +129,13 @@ class Store(Protocol):
 
     async def inbox_pending(self, holder: str = "", stale_seconds: float = 0.0) -> list[dict[str, Any]]:
         """Claim for `holder` the updates taken but not handled whose claim by another holder is older than
-        `stale_seconds` (this holder's own wait in its queue), or all of them at 0 (one process after a restart),
-        oldest first, each counted as one more attempt; those tried more than MAX_ATTEMPTS times are dropped with a
-        warning (and count as done)."""
+        `stale_seconds` (not renewed by `inbox_renew` in that time; this holder's own wait in its queue), or all of
+        them at 0 (one process after a restart), oldest first, each counted as one more attempt; those tried more
+        than MAX_ATTEMPTS times are dropped with a warning (and count as done)."""
+
+    async def inbox_renew(self, holder: str) -> None:
+        """Date `holder`'s claims on its unhandled updates now: a live holder renews them more often than
+        `stale_seconds`, so however long they wait in its queue, `inbox_pending` leaves them to it."""
 
     async def inbox_count(self) -> int: ...
 
