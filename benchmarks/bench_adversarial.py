@@ -86,7 +86,7 @@ def main() -> int:
     parser.add_argument("--large", type=int, default=10, help="samples of each kind at 64 KB")
     args = parser.parse_args()
     matcher = get_matcher()
-    # As the bot does after loading (bot/app.py): the knowledge base is kept out of the collector's walks.
+    # As the bot does after loading (bot/telegram/app.py): the knowledge base is kept out of the collector's walks.
     gc.collect()
     gc.freeze()
     normal = [json.loads(line)["text"] for line in CORPUS.read_text(encoding="utf-8").splitlines() if line.strip()]

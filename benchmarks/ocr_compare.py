@@ -8,7 +8,7 @@ renders the corpus from tests/screenshots.py and scores the text the workers sen
     python benchmarks/ocr_compare.py --engine rapidocr=/path/to/venv/bin/python
     python benchmarks/ocr_compare.py --corpus all --engine bot.services.ocr@1280 --engine bot.services.ocr@2400
 
-An engine name may carry "@N": the image's long side is scaled down to N px before OCR (bot/ocr.py's
+An engine name may carry "@N": the image's long side is scaled down to N px before OCR (bot/services/ocr.py's
 downscale), which is how the max-side sweep is done.
 """
 
@@ -229,7 +229,7 @@ def stripped(text: str) -> str:
 
 
 def compact(text: str) -> str:
-    """The matcher's normalisation (bot/normalize.py): NFKC, casefold, letters/digits/ideographs only."""
+    """The matcher's normalisation (bot/core/normalize.py): NFKC, casefold, letters/digits/ideographs only."""
     return _NOT_COMPACT.sub("", unicodedata.normalize("NFKC", text).casefold())
 
 
