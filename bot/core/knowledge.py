@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.resources
+import math
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -15,6 +16,7 @@ import yaml
 
 from bot.core.normalize import LETTERS, clean, compact, weight
 from bot.core.peak import resolve_tz
+from bot.core.talk import TalkModel
 
 # Without one of these the bot still starts but behaves differently (no thresholds, no other programs' errors), so a
 # knowledge base lacking one is broken rather than smaller.
@@ -258,6 +260,8 @@ class KnowledgeBase:
     terse_words: int = 6
     peak: dict[str, Any] | None = None
     triage: Triage | None = None
+    # Without one, no diagnosis is held back from group auto-answers as talk about an error.
+    talk: TalkModel | None = None
     # Required of a matcher file, so always set by load_knowledge.
     calibration: Calibration | None = None
     # Every reply language, the base languages first in their declared order, then the script variants.
@@ -416,6 +420,7 @@ def load_knowledge(directory: str | os.PathLike[str] | None = None) -> Knowledge
         terse_words=acc.terse_words,
         peak=acc.peak,
         triage=acc.triage,
+        talk=acc.talk,
         calibration=acc.calibration,
         language_table=acc.language_table,
         default_language=acc.default_language,
@@ -439,6 +444,7 @@ class _Accumulator:
         self.terse_words = 6
         self.peak: dict[str, Any] | None = None
         self.triage: Triage | None = None
+        self.talk: TalkModel | None = None
         # Where each triage question is defined ("" for the start line), so a problem names its line.
         self.triage_places: dict[str, str] = {}
         self.ids: dict[str, str] = {}
@@ -589,6 +595,7 @@ class _FileReader:
             "peak": self.read_peak,
             "triage": self.read_triage,
             "languages": self.read_languages,
+            "talk": self.read_talk,
         }
 
     def dispatch(self, root: yaml.MappingNode, fields: dict[str, tuple[yaml.Node, yaml.Node]], kind: str) -> None:
@@ -1141,6 +1148,46 @@ class _FileReader:
                 return None
             values[key] = value if kind == "count" else float(value)
         return Calibration(**values)  # type: ignore[arg-type]
+
+    def read_talk(self, root: yaml.MappingNode, fields: dict[str, tuple[yaml.Node, yaml.Node]]) -> None:
+        if not self.keys(root, fields, "the talk model", ("kind", "gate", "bias", "weights"), ("source",)):
+            return
+        if self.acc.talk is not None:
+            self.problem(root, "a second talk model: only one kind: talk file is allowed")
+            return
+        gate = self.scalar(fields["gate"][1], "gate")
+        if isinstance(gate, bool) or not isinstance(gate, int | float) or not 0 < gate <= 1:
+            self.problem(fields["gate"][1], f"gate must be a probability in (0, 1], got {gate!r}")
+            return
+        bias = self.scalar(fields["bias"][1], "bias")
+        if isinstance(bias, bool) or not isinstance(bias, int | float) or not math.isfinite(bias):
+            self.problem(fields["bias"][1], f"bias must be a number, got {bias!r}")
+            return
+        weights = self.talk_weights(fields["weights"][1])
+        if weights is None:
+            return
+        source = str(fields["source"][1].value) if "source" in fields else ""
+        self.acc.talk = TalkModel(bias=float(bias), weights=weights, gate=float(gate), source=source)
+
+    def talk_weights(self, node: yaml.Node) -> dict[str, float] | None:
+        """The weights block: a feature and its weight on each line."""
+        if not isinstance(node, yaml.ScalarNode) or not isinstance(node.value, str):
+            self.problem(node, "weights must be a block of lines, each a feature and its weight")
+            return None
+        weights: dict[str, float] = {}
+        # A literal block's first line is the one after its `|`.
+        first = node.start_mark.line + 2
+        for i, line in enumerate(node.value.splitlines()):
+            feature, _, number = line.strip().rpartition(" ")
+            try:
+                weight = float(number)
+            except ValueError:
+                weight = math.nan
+            if not feature or not math.isfinite(weight):
+                self.acc.problems.append(f"{self.name}:{first + i}: a weight line must be a feature and a number")
+                return None
+            weights[feature] = weight
+        return weights
 
     def read_peak(self, root: yaml.MappingNode, fields: dict[str, tuple[yaml.Node, yaml.Node]]) -> None:
         data = yaml.SafeLoader("").construct_document(root)  # type: ignore[no-untyped-call]

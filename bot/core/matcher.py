@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import math
 import re
 from collections import defaultdict
 from dataclasses import dataclass, replace
@@ -268,6 +269,8 @@ NO_DIAGNOSIS = Diagnosis(cause=None, confidence=0.0, evidence="nothing recognise
 class _Score:
     signature: float = 0.0
     signature_text: str = ""
+    # The text is essentially the best signature's error, pasted alone: it reports the error, it cannot talk about it.
+    whole: bool = False
     also: str | None = None
     cues: list[tuple[str, float]] | None = None
     evidence: list[tuple[str, float]] | None = None
@@ -544,7 +547,7 @@ class Matcher:
             # A screenshot shows the error on its own screen, whose sidebar lists the user's chat titles
             # ("英语面试准备"): they are not a tip about errors.
             ctx = replace(ctx, advice=False)
-        d = self._decide(scores, ctx, threshold)
+        d = self._decide(scores, ctx, threshold, text)
         if d.cause in self.variant_words:
             d = replace(d, variant=self._variant(d.cause, lookup, packed, heads, spaceless))
         return d
@@ -635,7 +638,8 @@ class Matcher:
                     continue
                 ratio, matched, coverage = found
             strength = min(1.0, matched / self.cal.full_strength)
-            if coverage >= 0.5 and matched >= 0.7 * text_weight:
+            whole = coverage >= 0.5 and matched >= 0.7 * text_weight
+            if whole:
                 # The text is essentially this error, whole or cut short: that is convincing even when short.
                 strength = max(strength, 0.9)
             # A copy cut short scores a little under a whole one, so that when two errors open alike
@@ -643,7 +647,7 @@ class Matcher:
             score = _ratio_quality(ratio, self.cal.min_ratio) * strength * (0.9 + 0.1 * coverage)
             slot = scores[sig.entry]
             if score > slot.signature:
-                slot.signature, slot.signature_text, slot.also = score, sig.text, sig.also
+                slot.signature, slot.signature_text, slot.also, slot.whole = score, sig.text, sig.also, whole
 
     def _truncated(
         self, packed: str, sig_text: str, ratio: float, text_weight: float
@@ -821,7 +825,16 @@ class Matcher:
             return max(f.impersonal, f.trouble if ctx.trouble else 0.0)
         return f.trouble if ctx.trouble else f.neither
 
-    def _decide(self, scores: dict[str, _Score], ctx: _Context, threshold: float) -> Diagnosis:
+    def _talk(self, text: str, best: float) -> float | None:
+        """The talk model's probability when it holds a strict-level diagnosis back, else None. Only a diagnosis
+        sure enough for a group auto-answer is worth the model's time."""
+        model = self.kb.talk
+        if model is None or best < self.kb.thresholds.strict:
+            return None
+        p = model.probability(text)
+        return p if p >= model.gate else None
+
+    def _decide(self, scores: dict[str, _Score], ctx: _Context, threshold: float, text: str) -> Diagnosis:
         totals: dict[str, float] = {}
         cue_factor = self._cue_factor(ctx)
         # The user's own surroundings (home broadband, the subway) say "something else" only where Claude isn't
@@ -853,9 +866,15 @@ class Matcher:
         # Equal scores go to the entry first in the knowledge base, whatever order the evidence arrived in.
         ranked = sorted(totals.items(), key=lambda kv: (-kv[1], self.order[kv[0]]))
         best_id, best = ranked[0]
-        if best < threshold:
-            return Diagnosis(cause=None, confidence=best, evidence="nothing recognised with confidence")
         entry = self.entries[best_id]
+        talk = self._talk(text, best) if entry.kind == "cause" and not scores[best_id].whole else None
+        if talk is not None:
+            # Talk about an error (docs quoting it, a PR title, news) is never sure enough for a reply nobody asked
+            # for: held just under the strict level, it is still answered when somebody asks.
+            best = min(best, math.nextafter(self.kb.thresholds.strict, 0.0))
+        if best < threshold:
+            held = f"; {_talk_note(talk)}" if talk is not None else ""
+            return Diagnosis(cause=None, confidence=best, evidence=f"nothing recognised with confidence{held}")
         slot = scores[best_id]
         runner_up = slot.also if slot.signature >= max(slot_cue(slot), 0.5) else None
         if runner_up is None:
@@ -869,7 +888,7 @@ class Matcher:
                     break
         if runner_up == best_id:
             runner_up = None
-        evidence = _describe(slot)
+        evidence = _describe(slot) + (f"; {_talk_note(talk)}" if talk is not None else "")
         if entry.kind == "cause":
             return Diagnosis(cause=best_id, confidence=best, runner_up=runner_up, evidence=evidence)
         return Diagnosis(cause=None, confidence=best, known=best_id, runner_up=runner_up, evidence=evidence)
@@ -890,6 +909,10 @@ _QUOTED = re.compile(
 )
 # Longer texts are not chat, and their quotes are not an error the user saw. Code: it bounds the work per message.
 _QUOTES_MAX = 2000
+
+
+def _talk_note(p: float | None) -> str:
+    return f"reads like talk about an error ({p:.2f}), so not sure enough for a reply nobody asked for"
 
 
 def _quoted(cleaned: str) -> tuple[str, ...]:
