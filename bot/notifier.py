@@ -26,9 +26,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 LEASE = "status-poller"
-# A replica holds the poller's lease this long after each renewal; renewals (and other replicas' checks) come every
-# half of it, so a dead poller is replaced within 1.5 leases: a minute.
-LEASE_SECONDS = 40.0
 
 
 class Delivery(Enum):
@@ -49,10 +46,20 @@ def replica_id() -> str:
 
 
 class StatusNotifier:
-    """Polls on `tick()`; the front end schedules the ticks (python-telegram-bot's job queue in the bot)."""
+    """Polls on `tick()`; the front end schedules the ticks (python-telegram-bot's job queue in the bot).
+
+    `poll_seconds` and `lease_seconds` are STATUS_POLL_SECONDS and STATUS_LEASE_SECONDS (see bot.settings): the
+    page is read every `poll_seconds` while it answers, and the lease is held `lease_seconds` after each renewal,
+    renewed (and looked at by the other replicas) every half of it."""
 
     def __init__(
-        self, conversation: Conversation, send: Send, *, holder: str | None = None, lease_seconds: float = LEASE_SECONDS
+        self,
+        conversation: Conversation,
+        send: Send,
+        *,
+        poll_seconds: float,
+        lease_seconds: float,
+        holder: str | None = None,
     ) -> None:
         self.conversation = conversation
         self.send = send
@@ -60,7 +67,7 @@ class StatusNotifier:
         self.lease_seconds = lease_seconds
         # Wall-clock seconds: leases are compared across processes (and a test moves it by hand).
         self.clock: Callable[[], float] = time.time
-        self.backoff = Backoff()
+        self.backoff = Backoff(base=poll_seconds)
         # One poll at a time: a tick and a /subscribe's baseline must not diff the same state twice.
         self.lock = asyncio.Lock()
         self._next_poll = 0.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 from collections.abc import Iterable
@@ -53,6 +54,18 @@ class Settings:
     knowledge_dir: Path | None = None
     # The console's locale (LANG / LC_ALL), its reader's language when nothing else says.
     locale: str | None = None
+    # How often the status poller reads the status page while it answers (failures back off from there to 15 min).
+    status_poll_seconds: float = 60.0
+    # Replicas: the poller holds its lease this long after each renewal, renewed (and looked at by the others) every
+    # half of it, so a dead poller is replaced within 1.5 leases: a minute.
+    status_lease_seconds: float = 40.0
+    # Replicas (DATABASE_URL): an update another replica took becomes this one's to finish once that replica has not
+    # renewed its claim for this long. A live replica renews the claims on all its unfinished updates every sweep,
+    # however long they wait in its queue (a chat held by a flood wait, the OCR queue), so this only has to outlast
+    # a few missed renewals, not the slowest update; a dead one's updates are taken over 60-75 s after it died.
+    inbox_stale_seconds: float = 60.0
+    # Replicas: how often each renews its own claims and looks for stale ones to take over.
+    inbox_sweep_seconds: float = 15.0
 
 
 def read_environment() -> dict[str, str]:
@@ -94,6 +107,7 @@ def load_settings(*, webhook: bool = False, env: dict[str, str] | None = None, n
     if database_url is not None and not database_url.startswith(("postgresql://", "postgres://")):
         raise ConfigError("DATABASE_URL must be a postgresql:// URL (leave it unset for SQLite in DATA_DIR)")
     metrics_port = get("METRICS_PORT")
+    stale, sweep = _inbox_timings(get("INBOX_STALE_SECONDS") or "60", get("INBOX_SWEEP_SECONDS") or "15")
     return Settings(
         token=token,
         base_url=base_url,
@@ -112,6 +126,10 @@ def load_settings(*, webhook: bool = False, env: dict[str, str] | None = None, n
         database_url=database_url,
         knowledge_dir=Path(get("KNOWLEDGE_DIR")) if get("KNOWLEDGE_DIR") else None,
         locale=(get("LC_ALL") or get("LANG") or None),
+        status_poll_seconds=_seconds("STATUS_POLL_SECONDS", get("STATUS_POLL_SECONDS") or "60", 1, 900),
+        status_lease_seconds=_seconds("STATUS_LEASE_SECONDS", get("STATUS_LEASE_SECONDS") or "40", 2, 600),
+        inbox_stale_seconds=stale,
+        inbox_sweep_seconds=sweep,
     )
 
 
@@ -151,6 +169,29 @@ def _number(name: str, text: str, low: int, high: int, what: str) -> int:
     if not text.isdigit() or not low <= int(text) <= high:
         raise ConfigError(f"{name} must be {what} ({low}-{high}), got {text!r}")
     return int(text)
+
+
+def _inbox_timings(stale_text: str, sweep_text: str) -> tuple[float, float]:
+    stale = _seconds("INBOX_STALE_SECONDS", stale_text, 2, 3600)
+    sweep = _seconds("INBOX_SWEEP_SECONDS", sweep_text, 1, 1800)
+    if stale < 2 * sweep:
+        # A live replica's claims are up to a sweep old: any closer and its work would look abandoned.
+        raise ConfigError(
+            f"INBOX_STALE_SECONDS must be at least twice INBOX_SWEEP_SECONDS (a replica renews its claims once a "
+            f"sweep), got {stale:g} and {sweep:g}"
+        )
+    return stale, sweep
+
+
+def _seconds(name: str, text: str, low: float, high: float) -> float:
+    """A duration in seconds, decimals allowed ('2.5'); ConfigError outside low-high (nan and inf included)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be a number of seconds ({low:g}-{high:g}), got {text!r}")
+    return value
 
 
 def redact(text: str, secrets: Iterable[str | None]) -> str:

@@ -1,35 +1,22 @@
-"""`claude-doctor` for the two-replica test, with the replicas' clocks shortened. The status poller's lease, the status
-page's poll interval and cache, and how old another replica's unfinished update must be before it is taken over are
-a minute or more in production; a test that waits for a takeover would wait that long. Run as
-`python -m tests.replica_main run --webhook` with REPLICA_TEST_LEASE_SECONDS, REPLICA_TEST_POLL_SECONDS and
-REPLICA_TEST_STALE_SECONDS set; everything else is the real bot."""
+"""`claude-doctor` for the two-replica test, with the replicas' clocks shortened through their settings. The status
+poller's lease (STATUS_LEASE_SECONDS), the status page's poll interval (STATUS_POLL_SECONDS, which the page's cache
+follows), and how long another replica's claim on an unfinished update must go unrenewed before it is taken over
+(INBOX_STALE_SECONDS, looked at every INBOX_SWEEP_SECONDS) are a minute or so in production; a test that waits for a
+takeover would wait that long. The test sets them in the environment, the way an operator would; this module only
+checks that they were set, so that a replica never runs the test with the production minutes. Run as
+`python -m tests.replica_main run --webhook`; everything else is the real bot."""
 
 from __future__ import annotations
 
 import os
 import sys
 
-import bot.telegram.app
-import bot.telegram.runner
 from bot.cli import main
-from bot.core.notify import Backoff
-from bot.notifier import StatusNotifier
 
-
-def shorten() -> None:
-    """Put the test's seconds where the bot reads them when it builds its parts."""
-    lease = float(os.environ["REPLICA_TEST_LEASE_SECONDS"])
-    poll = float(os.environ["REPLICA_TEST_POLL_SECONDS"])
-    stale = float(os.environ["REPLICA_TEST_STALE_SECONDS"])
-    assert StatusNotifier.__init__.__kwdefaults__ is not None
-    StatusNotifier.__init__.__kwdefaults__["lease_seconds"] = lease
-    Backoff.__init__.__defaults__ = (poll, 900.0)
-    # A cached read of the page would hide a change for longer than a poll.
-    bot.telegram.app.STATUS_TTL = poll / 2
-    bot.telegram.runner.SHARED_STALE_SECONDS = stale
-    bot.telegram.runner.SWEEP_EVERY = stale / 4
-
+SHORTENED = ("STATUS_POLL_SECONDS", "STATUS_LEASE_SECONDS", "INBOX_STALE_SECONDS", "INBOX_SWEEP_SECONDS")
 
 if __name__ == "__main__":
-    shorten()
+    missing = [name for name in SHORTENED if name not in os.environ]
+    if missing:
+        sys.exit(f"tests.replica_main: set {', '.join(missing)} (the test's shortened timings)")
     sys.exit(main())

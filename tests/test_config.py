@@ -10,7 +10,7 @@ import pytest
 from bot.cooldown import Cooldown
 from bot.services.sqlite_store import SqliteStore
 from bot.services.store import StorageError
-from bot.settings import ConfigError, RedactToken, file_url_for, load_settings
+from bot.settings import ConfigError, RedactToken, Settings, file_url_for, load_settings
 
 TOKEN = "123456:ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef"
 
@@ -42,6 +42,45 @@ def test_bad_settings_are_one_clear_line(env: dict[str, str], needle: str) -> No
     with pytest.raises(ConfigError, match=needle) as info:
         load_settings(env=env)
     assert "\n" not in str(info.value)
+
+
+def timings(s: Settings) -> tuple[float, float, float, float]:
+    return s.status_poll_seconds, s.status_lease_seconds, s.inbox_stale_seconds, s.inbox_sweep_seconds
+
+
+def test_the_replicas_timings_are_settings_in_seconds() -> None:
+    assert timings(load_settings(env={"TELEGRAM_BOT_TOKEN": TOKEN})) == (60, 40, 60, 15)
+    short = {
+        "STATUS_POLL_SECONDS": "1",
+        "STATUS_LEASE_SECONDS": " 4 ",
+        "INBOX_STALE_SECONDS": "10",
+        "INBOX_SWEEP_SECONDS": "2.5",
+    }
+    assert timings(load_settings(env={"TELEGRAM_BOT_TOKEN": TOKEN, **short})) == (1, 4, 10, 2.5)
+    # Set but empty (as a copied .env.example may leave it): the default.
+    empty = load_settings(env={"TELEGRAM_BOT_TOKEN": TOKEN, **dict.fromkeys(short, "")})
+    assert empty.inbox_stale_seconds == 60 and empty.status_lease_seconds == 40
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "needle"),
+    [
+        ("STATUS_POLL_SECONDS", "soon", "STATUS_POLL_SECONDS must be a number of seconds (1-900), got 'soon'"),
+        ("STATUS_POLL_SECONDS", "0", "STATUS_POLL_SECONDS must be a number of seconds"),
+        ("STATUS_POLL_SECONDS", "901", "STATUS_POLL_SECONDS must be a number of seconds"),
+        ("STATUS_LEASE_SECONDS", "-40", "STATUS_LEASE_SECONDS must be a number of seconds (2-600), got '-40'"),
+        ("STATUS_LEASE_SECONDS", "nan", "STATUS_LEASE_SECONDS must be a number of seconds"),
+        ("INBOX_STALE_SECONDS", "inf", "INBOX_STALE_SECONDS must be a number of seconds (2-3600), got 'inf'"),
+        ("INBOX_STALE_SECONDS", "5m", "INBOX_STALE_SECONDS must be a number of seconds"),
+        ("INBOX_SWEEP_SECONDS", "0.5", "INBOX_SWEEP_SECONDS must be a number of seconds (1-1800), got '0.5'"),
+        # Renewed only once a sweep, a live replica's claims would look stale to the others between renewals.
+        ("INBOX_STALE_SECONDS", "20", "INBOX_STALE_SECONDS must be at least twice INBOX_SWEEP_SECONDS"),
+    ],
+)
+def test_a_bad_timing_is_one_line_naming_it(name: str, value: str, needle: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(env={"TELEGRAM_BOT_TOKEN": TOKEN, name: value})
+    assert needle in str(info.value) and "\n" not in str(info.value)
 
 
 def test_webhook_mode_needs_url_and_secret() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -16,11 +17,15 @@ from telegram import Update
 from telegram.request import HTTPXRequest, RequestData
 from telegram.request._requestparameter import RequestParameter
 
+from bot.core.matcher import get_matcher
+from bot.services.memory_store import MemoryStore
 from bot.services.sqlite_store import SqliteStore
 from bot.services.store import StorageError
+from bot.settings import Settings
+from bot.telegram.app import build_application
 from bot.telegram.inbox import InboxRequest
 from bot.telegram.processor import ChatOrderedProcessor
-from bot.telegram.runner import Runtime, accept_update, replay_inbox
+from bot.telegram.runner import Runtime, _sweep, accept_update, replay_inbox
 from tests.fakebotapi import FakeBotApi, UpdateFactory
 
 make = UpdateFactory(FakeBotApi())
@@ -149,6 +154,46 @@ async def test_a_replica_replays_only_claims_gone_stale(tmp_path: Path) -> None:
     assert await replay_inbox(app) == 1
     assert queued(app) == [71]
     await store.close()
+
+
+async def test_the_sweep_renews_its_own_claims_and_takes_over_stale_ones(tmp_path: Path) -> None:
+    clock = SimpleNamespace(now=1000.0)
+    store = SqliteStore(tmp_path, clock=lambda: clock.now)
+    await store.inbox_add([message(91)], holder="me")  # waiting in this replica's queue
+    await store.inbox_add([message(92)], holder="dead")
+    clock.now += 100
+    app = application(store)
+    runtime = app.bot_data["runtime"]
+    runtime.replay_stale_seconds, runtime.sweep_seconds = 60, 0.01
+    sweep = asyncio.create_task(_sweep(app))
+    try:
+        taken = await asyncio.wait_for(app.update_queue.get(), 10)
+    finally:
+        sweep.cancel()
+    assert taken.update_id == 92
+    # Both claims are this replica's and fresh: 91 renewed, 92 taken over.
+    assert await store.inbox_pending("other", stale_seconds=60) == []
+    await store.close()
+
+
+def test_the_timings_in_the_settings_reach_the_runtime_and_the_notifier() -> None:
+    timings = Settings(
+        token="123456:ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef",
+        status_poll_seconds=1,
+        status_lease_seconds=4,
+        inbox_stale_seconds=10,
+        inbox_sweep_seconds=2.5,
+    )
+    app = build_application(
+        replace(timings, database_url="postgresql://db.example/doctor"), get_matcher(), MemoryStore()
+    )
+    runtime, notifier = app.bot_data["runtime"], app.bot_data["notifier"]
+    assert (runtime.replay_stale_seconds, runtime.sweep_seconds) == (10, 2.5)
+    assert notifier.lease_seconds == 4 and notifier.backoff.delay == 1
+    # The page's cache never hides a change from the next poll.
+    assert notifier.conversation.status is not None and notifier.conversation.status._ttl == 0.5
+    # One process (no DATABASE_URL): every unfinished update is its own, taken at start; no sweep.
+    assert build_application(timings, get_matcher(), MemoryStore()).bot_data["runtime"].replay_stale_seconds == 0
 
 
 async def test_the_processor_marks_handled_updates_done(store: SqliteStore) -> None:

@@ -2,7 +2,7 @@
 API and a fake status page, 2,000 updates split between them the way a load balancer would (a post that fails on one
 goes to the other), and the replica polling the status page killed with SIGKILL in the middle, then started again.
 The replicas' minutes (the poller's lease, the poll interval, when a dead replica's work is taken over) are seconds
-here: see tests/replica_main.py.
+here, set through their settings (STATUS_LEASE_SECONDS and the others, in `replicas` below).
 
 What must hold: no update lost; an answer sent twice only for an update the killed replica had taken and not finished.
 That is the bound, counted in the database at the kill: its inbox rows not yet done (at most its 64 workers' updates
@@ -49,9 +49,10 @@ SUBSCRIBERS = (5001, 5002, 5003)
 # Short enough that a takeover is seconds, long enough that a busy replica renews in time.
 LEASE_SECONDS = 4.0
 POLL_SECONDS = 1.0
-# A replica takes over another's unfinished update once its claim is this old (at start, and while running): longer
-# than another live replica's longest queue here (its share of the private answers at 30 messages a second).
+# A replica takes over another's unfinished update once its claim has not been renewed for this long (at start, and
+# at each sweep); a live replica renews its own claims at each sweep, however long they wait in its queue.
 STALE_SECONDS = 10.0
+SWEEP_SECONDS = 2.5
 # Posts in flight at once, like Telegram's default max_connections of 40 to one webhook.
 CONNECTIONS = 32
 # The lease and the inbox take-over are seconds here; everything else has this long at most.
@@ -142,9 +143,10 @@ def replicas(api: FakeBotApi, page: FakeStatuspage, database_url: str, folder: P
         "TELEGRAM_BASE_URL": api.base_url,
         "STATUS_PAGE_URL": page.base_url,
         "DATABASE_URL": database_url,
-        "REPLICA_TEST_POLL_SECONDS": str(POLL_SECONDS),
-        "REPLICA_TEST_LEASE_SECONDS": str(LEASE_SECONDS),
-        "REPLICA_TEST_STALE_SECONDS": str(STALE_SECONDS),
+        "STATUS_POLL_SECONDS": str(POLL_SECONDS),
+        "STATUS_LEASE_SECONDS": str(LEASE_SECONDS),
+        "INBOX_STALE_SECONDS": str(STALE_SECONDS),
+        "INBOX_SWEEP_SECONDS": str(SWEEP_SECONDS),
     }
     both = [Replica(name, api, env, folder / name) for name in ("a", "b")]
     try:

@@ -74,6 +74,13 @@ def test_broken_knowledge_base_stops_the_bot(tmp_path: Path) -> None:
     assert f"{kb / 'x.yaml'}:" in result.stderr
 
 
+def test_a_bad_timing_stops_the_bot_with_one_line_naming_it(tmp_path: Path) -> None:
+    env = {"TELEGRAM_BOT_TOKEN": GOOD_TOKEN, "DATA_DIR": str(tmp_path), "INBOX_STALE_SECONDS": "five minutes"}
+    result = run(["run"], env, tmp_path)
+    assert result.returncode == 2
+    assert "INBOX_STALE_SECONDS must be a number of seconds" in one_line_error(result)
+
+
 def test_dotenv_file_is_read(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("TELEGRAM_BOT_TOKEN=\nLOG_LEVEL=LOUD\n")
     result = run(["run"], {}, tmp_path)

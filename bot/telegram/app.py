@@ -47,7 +47,8 @@ COMMANDS = (
     "privacy",
     "forget",
 )
-# One cached read of the status page serves every chat for this long.
+# One cached read of the status page serves every chat for this long, or half a poll if that is shorter: the poller
+# reads through the same cache, and a read cached just before a poll must not be what the poll sees.
 STATUS_TTL = 60.0
 
 
@@ -67,7 +68,7 @@ def build_application(
     if not settings.status_page_url.strip():
         status = None
     elif status is None:
-        status = StatusClient(settings.status_page_url, ttl=STATUS_TTL)
+        status = StatusClient(settings.status_page_url, ttl=min(STATUS_TTL, settings.status_poll_seconds / 2))
     processor = ChatOrderedProcessor(workers=settings.workers, flood=FloodGate())
     updates_request = InboxRequest(store)
     application = (
@@ -94,14 +95,31 @@ def build_application(
     )
     application.bot_data["conversation"] = conversation
     if status is not None:
-        application.bot_data["notifier"] = StatusNotifier(conversation, telegram_sender(application))
-        if application.job_queue is None:
-            log.warning("python-telegram-bot's job-queue extra is missing: /subscribe will send no incident messages")
+        _add_notifier(application, conversation, settings)
     watch_inbox(store.inbox_count)
     processor.attach(application, store)
-    application.bot_data["runtime"] = Runtime(processor, updates_request, store)
+    application.bot_data["runtime"] = Runtime(
+        processor,
+        updates_request,
+        store,
+        # Replicas sharing a database: another's claims are its work in progress, only stale ones are taken over.
+        replay_stale_seconds=settings.inbox_stale_seconds if settings.database_url else 0.0,
+        sweep_seconds=settings.inbox_sweep_seconds,
+    )
     register(application)
     return application
+
+
+def _add_notifier(application: Application, conversation: Conversation, settings: Settings) -> None:  # type: ignore[type-arg]
+    """The status poller and incident notifier, on the settings' poll interval and lease."""
+    application.bot_data["notifier"] = StatusNotifier(
+        conversation,
+        telegram_sender(application),
+        poll_seconds=settings.status_poll_seconds,
+        lease_seconds=settings.status_lease_seconds,
+    )
+    if application.job_queue is None:
+        log.warning("python-telegram-bot's job-queue extra is missing: /subscribe will send no incident messages")
 
 
 async def _post_init(application: Application) -> None:  # type: ignore[type-arg]

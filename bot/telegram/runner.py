@@ -37,10 +37,6 @@ HEARTBEAT_EVERY = 15.0
 HEARTBEAT_FILE = "heartbeat"
 # `claude-doctor health` calls a heartbeat older than this stale (four missed beats).
 HEARTBEAT_STALE = 4 * HEARTBEAT_EVERY
-# Replicas sharing a database (DATABASE_URL): an update one of them took becomes another's to finish once its claim
-# is this old (its taker died), far longer than handling one takes; the inbox is looked at for such every minute.
-SHARED_STALE_SECONDS = 300.0
-SWEEP_EVERY = 60.0
 
 
 @dataclass
@@ -48,7 +44,9 @@ class Runtime:
     """The parts the runner drives: the update processor, the getUpdates connection and the store.
 
     `replay_stale_seconds`: at start, take over only the inbox's updates claimed longer ago than this; 0 (one
-    process) takes all of them, replicas sharing a database set it so as not to take each other's work."""
+    process) takes all of them, replicas sharing a database set it (INBOX_STALE_SECONDS) so as not to take each
+    other's work. They then sweep every `sweep_seconds` (INBOX_SWEEP_SECONDS): renew the claims on their own
+    unfinished updates, and take over the ones whose claim went stale."""
 
     processor: ChatOrderedProcessor
     updates_request: InboxRequest
@@ -57,6 +55,7 @@ class Runtime:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     webhook_mode: bool = False
     replay_stale_seconds: float = 0.0
+    sweep_seconds: float = 0.0
 
     @property
     def holder(self) -> str:
@@ -100,10 +99,17 @@ async def replay_inbox(application: Application, why: str = "left unfinished by 
 
 
 async def _sweep(application: Application) -> None:  # type: ignore[type-arg]
-    """Replicas: take over now and then the updates whose taker stopped before finishing them."""
+    """Replicas: now and then, renew the claims on this one's unfinished updates (however long they wait in its
+    queue, they are not abandoned) and take over the updates whose taker stopped renewing, having died."""
+    runtime = runtime_of(application)
     while True:
-        await asyncio.sleep(SWEEP_EVERY)
-        await replay_inbox(application, "a stopped replica left unfinished")
+        await asyncio.sleep(runtime.sweep_seconds)
+        try:
+            await runtime.store.inbox_renew(runtime.holder)
+            await replay_inbox(application, "a stopped replica left unfinished")
+        except Exception:
+            # A sweep that stopped would let this replica's claims go stale: other replicas would redo its work.
+            log.exception("the inbox sweep failed; trying again in %.0f s", runtime.sweep_seconds)
 
 
 async def accept_update(application: Application, data: dict[str, Any]) -> bool:  # type: ignore[type-arg]
@@ -142,9 +148,6 @@ async def serve(application: Application, settings: Settings, *, webhook: bool) 
     """Run until a signal or a fatal error; returns the fatal reason (None after a signal)."""
     runtime = runtime_of(application)
     runtime.webhook_mode = webhook
-    if getattr(settings, "database_url", None) and not runtime.replay_stale_seconds:
-        # Other replicas' claims are their work in progress: only stale ones are taken over.
-        runtime.replay_stale_seconds = SHARED_STALE_SECONDS
     runtime.updates_request.on_fatal = runtime.fail
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -182,7 +185,7 @@ async def serve(application: Application, settings: Settings, *, webhook: bool) 
                 metrics, _thread = start_http_server(settings.metrics_port, addr=settings.listen)
                 log.info("serving /metrics on %s:%s", settings.listen, settings.metrics_port)
         beat = asyncio.create_task(_heartbeat(application, settings.data_dir / HEARTBEAT_FILE))
-        if runtime.replay_stale_seconds > 0:
+        if runtime.replay_stale_seconds > 0 and runtime.sweep_seconds > 0:
             sweep = asyncio.create_task(_sweep(application))
         await runtime.stop.wait()
         log.info("stopping: finishing the updates in flight (at most %.0f s); the rest wait in the inbox", GRACE)
