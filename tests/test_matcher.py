@@ -301,3 +301,15 @@ def test_cutting_cue_phrases_out_does_not_depend_on_their_order(order: list[str]
     # The phrases come from a set, whose order changes from run to run with the hash seed.
     joined = " investigating we are currently investigating elevated err "
     assert _without(joined, "", order)[0] == " | | elevated err "
+
+
+@pytest.mark.parametrize(
+    ("text", "cause"),
+    [("Looks like Claude is completely down", "service"), ("claude is literally down again", "service")],
+)
+def test_an_intensifier_inside_a_phrase_does_not_hide_it(text: str, cause: str) -> None:
+    assert diagnose(text).cause == cause
+
+
+def test_an_intensifier_left_out_does_not_make_an_idiom_a_report() -> None:
+    assert diagnose("Claude is so down to earth compared with other chatbots").cause is None

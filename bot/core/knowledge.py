@@ -243,6 +243,7 @@ VOCABULARIES = (
     "negations",
     "greeting_words",
     "status_questions",
+    "filler_words",
 )
 
 

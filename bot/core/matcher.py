@@ -432,6 +432,7 @@ class Matcher:
         self.chatty_words = _Vocabulary(vocab["chatty_words"], self.cal.spaceless_min)
         self.greeting_words = _Vocabulary(vocab["greeting_words"], self.cal.spaceless_min)
         self.status_questions = _Vocabulary(vocab["status_questions"], self.cal.spaceless_min)
+        self.fillers = frozenset(vocab["filler_words"])
         self.variant_words = {
             entry.id: [(v.id, _Vocabulary(v.words, self.cal.spaceless_min)) for v in entry.variants]
             for entry in kb.causes
@@ -501,6 +502,9 @@ class Matcher:
         folded = [_ocr_fold(w, self.vocabulary) for w in words]
         if folded != words:
             out += ["|", *folded]
+        if self.fillers.intersection(folded):
+            # "Claude is completely down", "the usage is totally gone": cues are written without the intensifiers.
+            out += ["|", *(w for w in folded if w not in self.fillers)]
         corrected = self._corrected(folded)
         if corrected is not None:
             out += ["|", *corrected]
