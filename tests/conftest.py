@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +14,15 @@ from tests.fakebotapi import FakeBotApi, find_free_port, post_update
 from tests.pg import PgCluster, pg_cluster
 
 PostUpdate = Callable[..., Awaitable[int]]
+SHIPPED_KNOWLEDGE = Path(__file__).resolve().parent.parent / "knowledge"
+
+
+@pytest.fixture
+def kb_copy(tmp_path: Path) -> Path:
+    """A copy of the shipped knowledge base in a temporary folder, to break or extend."""
+    target = tmp_path / "kb"
+    shutil.copytree(SHIPPED_KNOWLEDGE, target)
+    return target
 
 
 @pytest.fixture

@@ -13,13 +13,6 @@ from bot.core.knowledge import KnowledgeError, load_knowledge
 SHIPPED = Path(__file__).resolve().parent.parent / "knowledge"
 
 
-@pytest.fixture
-def kb_copy(tmp_path: Path) -> Path:
-    target = tmp_path / "kb"
-    shutil.copytree(SHIPPED, target)
-    return target
-
-
 def edit(path: Path, old: str, new: str) -> None:
     text = path.read_text(encoding="utf-8")
     assert old in text, f"fixture text not found in {path.name}: {old!r}"

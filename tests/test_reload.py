@@ -3,7 +3,6 @@ broken one is refused with its problems and the one in use stays."""
 
 from __future__ import annotations
 
-import shutil
 import signal
 from pathlib import Path
 
@@ -22,13 +21,6 @@ from tests.test_faults import bot_process, running, started, stderr_of, user
 SHIPPED = Path(__file__).resolve().parent.parent / "knowledge"
 NEW_ERROR = "Zorblax frobnicator overheated (code 7741)"
 SIGNATURE = '  - "Zorblax frobnicator overheated"\n'
-
-
-@pytest.fixture
-def kb_copy(tmp_path: Path) -> Path:
-    target = tmp_path / "kb"
-    shutil.copytree(SHIPPED, target)
-    return target
 
 
 def add_signature(kb: Path) -> None:

@@ -3,7 +3,6 @@ answered when somebody asks; a pasted error is never held back; the model file i
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -11,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.core.knowledge import KnowledgeError, load_knowledge
+from bot.core.knowledge import load_knowledge
 from bot.core.matcher import Matcher, get_matcher
 from bot.core.talk import TALK_CHARS, features
+from tests.test_knowledge import problems_of
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "knowledge"
@@ -21,19 +21,6 @@ SHIPPED = ROOT / "knowledge"
 CHANGELOG = "We now retry 529 overloaded_error responses with exponential backoff instead of failing the request."
 TIP = "Tip: when you see 529 overloaded_error, Anthropic is overloaded; wait a minute and the SDK retries it for you."
 PASTED = "Due to unexpected capacity constraints, Claude is unable to respond to your message. Please try again soon."
-
-
-@pytest.fixture
-def kb_copy(tmp_path: Path) -> Path:
-    target = tmp_path / "kb"
-    shutil.copytree(SHIPPED, target)
-    return target
-
-
-def problems_of(directory: Path) -> list[str]:
-    with pytest.raises(KnowledgeError) as info:
-        load_knowledge(directory)
-    return info.value.problems
 
 
 @pytest.mark.parametrize("text", [CHANGELOG, TIP])

@@ -3,7 +3,6 @@ recognised"; every path through the question tree lands on a fix or on how to te
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -120,13 +119,6 @@ def test_a_groups_triage_buttons_carry_the_askers_id(responder: Responder) -> No
 def test_a_forged_triage_button_is_refused(responder: Responder, data: str) -> None:
     pick = TriagePick.parse(data)
     assert pick is None or responder.triage_pick(pick, "en") is None
-
-
-@pytest.fixture
-def kb_copy(tmp_path: Path) -> Path:
-    target = tmp_path / "kb"
-    shutil.copytree(SHIPPED, target)
-    return target
 
 
 @pytest.mark.parametrize(
