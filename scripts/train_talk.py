@@ -114,7 +114,7 @@ def write(path: Path, bias: float, weights: dict[str, float], gate: float, rows:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cv", action="store_true", help="cross-validate by source instead of writing the model")
-    parser.add_argument("--gate", type=float, default=0.25, help="the probability at or above which a text is talk")
+    parser.add_argument("--gate", type=float, default=0.2, help="the probability at or above which a text is talk")
     parser.add_argument("--out", type=Path, default=ROOT / "knowledge" / "talk.yaml")
     args = parser.parse_args()
     rows, extra = tuning_rows(REAL, 1.0), tuning_rows(CORPUS, CORPUS_WEIGHT)

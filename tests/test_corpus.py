@@ -68,6 +68,7 @@ def test_research_non_cause_is_named_honestly(case: Case) -> None:
         ("../real/tune2.jsonl", 0.71, 0.22),
         ("../real/tune3.jsonl", 0.62, 0.30),
         ("../real/tune4.jsonl", 0.59, 0.25),
+        ("../real/tune5.jsonl", 0.57, 0.27),
     ],
 )
 def test_development_sets_stay_accurate(name: str, top1: float, fp: float) -> None:
@@ -149,10 +150,10 @@ def test_real_corpus_holds_no_email_address_or_key() -> None:
 def test_real_held_out_set_does_not_regress() -> None:
     """Real people's text, never tuned on. Issue 9's bar is top-1 >= 95% and <= 3% false positives asked, <= 1%
     strict: NOT met. First measured 61.3% / 25.6% (strict FP 12.0%); 68.1% / 23.1% (strict FP 11.1%) at the end
-    of 2026-12-03; the talk model (2026-12-04) brought strict false positives to about 5%. This guards that level.
+    of 2026-12-03; the talk model (2026-12-04) brought strict false positives to 3.4%. This guards that level.
     Misses are not printed: nobody tunes on this set."""
     levels = evaluate_levels(get_matcher(), load_cases(REAL / "heldout.jsonl"))
     assert levels.asked.cause_cases >= 150 and levels.asked.negatives >= 100
     assert levels.asked.top1 >= 0.68, f"top-1 {levels.asked.top1:.1%}"
     assert levels.asked.fp_rate <= 0.24, f"false positives {levels.asked.fp_rate:.1%}"
-    assert levels.strict.fp_rate <= 0.06, f"strict false positives {levels.strict.fp_rate:.1%}"
+    assert levels.strict.fp_rate <= 0.04, f"strict false positives {levels.strict.fp_rate:.1%}"
