@@ -1,4 +1,5 @@
-"""Train the talk model (knowledge/talk.yaml) on the real tuning corpora: is a text talk about an error or a report?
+"""Train the talk model (knowledge/talk.yaml) on the real tuning corpora and our own: is a text talk about an error
+or a report of one?
 
 Usage: python scripts/train_talk.py [--cv] [--gate P] [--out PATH]
 
