@@ -869,13 +869,14 @@ class Matcher:
             return NO_DIAGNOSIS
         # Equal scores go to the entry first in the knowledge base, whatever order the evidence arrived in.
         ranked = sorted(totals.items(), key=lambda kv: (-kv[1], self.order[kv[0]]))
-        best_id, best = ranked[0]
+        best_id, score = ranked[0]
         entry = self.entries[best_id]
-        talk = self._talk(text, best) if entry.kind == "cause" and not scores[best_id].whole else None
+        talk = self._talk(text, score) if entry.kind == "cause" and not scores[best_id].whole else None
+        best = score
         if talk is not None:
             # Talk about an error (docs quoting it, a PR title, news) is never sure enough for a reply nobody asked
             # for: held just under the strict level, it is still answered when somebody asks.
-            best = min(best, math.nextafter(self.kb.thresholds.strict, 0.0))
+            best = min(score, math.nextafter(self.kb.thresholds.strict, 0.0))
         if best < threshold:
             held = f"; {_talk_note(talk)}" if talk is not None else ""
             return Diagnosis(cause=None, confidence=best, evidence=f"nothing recognised with confidence{held}")
@@ -886,7 +887,7 @@ class Matcher:
                 if (
                     self.entries[other_id].kind == "cause"
                     and other >= threshold
-                    and other >= best * self.kb.thresholds.runner_up_ratio
+                    and other >= score * self.kb.thresholds.runner_up_ratio
                 ):
                     runner_up = other_id
                     break
