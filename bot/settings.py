@@ -107,7 +107,7 @@ def load_settings(*, webhook: bool = False, env: dict[str, str] | None = None, n
     if database_url is not None and not database_url.startswith(("postgresql://", "postgres://")):
         raise ConfigError("DATABASE_URL must be a postgresql:// URL (leave it unset for SQLite in DATA_DIR)")
     metrics_port = get("METRICS_PORT")
-    stale, sweep = _inbox_timings(get("INBOX_STALE_SECONDS") or "60", get("INBOX_SWEEP_SECONDS") or "15")
+    stale, sweep = _inbox_timings(get("INBOX_STALE_SECONDS"), get("INBOX_SWEEP_SECONDS"))
     return Settings(
         token=token,
         base_url=base_url,
@@ -126,8 +126,8 @@ def load_settings(*, webhook: bool = False, env: dict[str, str] | None = None, n
         database_url=database_url,
         knowledge_dir=Path(get("KNOWLEDGE_DIR")) if get("KNOWLEDGE_DIR") else None,
         locale=(get("LC_ALL") or get("LANG") or None),
-        status_poll_seconds=_seconds("STATUS_POLL_SECONDS", get("STATUS_POLL_SECONDS") or "60", 1, 900),
-        status_lease_seconds=_seconds("STATUS_LEASE_SECONDS", get("STATUS_LEASE_SECONDS") or "40", 2, 600),
+        status_poll_seconds=_seconds("STATUS_POLL_SECONDS", get("STATUS_POLL_SECONDS"), 1, 900),
+        status_lease_seconds=_seconds("STATUS_LEASE_SECONDS", get("STATUS_LEASE_SECONDS"), 2, 600),
         inbox_stale_seconds=stale,
         inbox_sweep_seconds=sweep,
     )
@@ -184,7 +184,10 @@ def _inbox_timings(stale_text: str, sweep_text: str) -> tuple[float, float]:
 
 
 def _seconds(name: str, text: str, low: float, high: float) -> float:
-    """A duration in seconds, decimals allowed ('2.5'); ConfigError outside low-high (nan and inf included)."""
+    """A duration in seconds, decimals allowed ('2.5'), or the Settings default when empty; ConfigError outside
+    low-high (nan and inf included)."""
+    if not text:
+        return float(getattr(Settings, name.lower()))
     try:
         value = float(text)
     except ValueError:
