@@ -870,8 +870,8 @@ class Matcher:
         # Equal scores go to the entry first in the knowledge base, whatever order the evidence arrived in.
         ranked = sorted(totals.items(), key=lambda kv: (-kv[1], self.order[kv[0]]))
         best_id, score = ranked[0]
-        entry = self.entries[best_id]
-        talk = self._talk(text, score) if entry.kind == "cause" and not scores[best_id].whole else None
+        entry, slot = self.entries[best_id], scores[best_id]
+        talk = self._talk(text, score) if entry.kind == "cause" and not slot.whole else None
         best = score
         if talk is not None:
             # Talk about an error (docs quoting it, a PR title, news) is never sure enough for a reply nobody asked
@@ -880,7 +880,6 @@ class Matcher:
         if best < threshold:
             held = f"; {_talk_note(talk)}" if talk is not None else ""
             return Diagnosis(cause=None, confidence=best, evidence=f"nothing recognised with confidence{held}")
-        slot = scores[best_id]
         runner_up = slot.also if slot.signature >= max(slot_cue(slot), 0.5) else None
         if runner_up is None:
             for other_id, other in ranked[1:]:
