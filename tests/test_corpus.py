@@ -158,3 +158,28 @@ def test_real_held_out_set_does_not_regress() -> None:
     assert levels.asked.top1 >= 0.68, f"top-1 {levels.asked.top1:.1%}"
     assert levels.asked.fp_rate <= 0.24, f"false positives {levels.asked.fp_rate:.1%}"
     assert levels.strict.fp_rate <= 0.04, f"strict false positives {levels.strict.fp_rate:.1%}"
+
+
+AGREEMENT = REAL / "agreement"
+LABELS = {"network", "service", "capacity", "context", "other", "none"}
+
+
+def test_agreement_sample_is_rows_of_the_tuning_sets_with_valid_labels() -> None:
+    """The agreement study's sample (scripts/label_agreement.py) is verbatim tuning rows, each labelled three times."""
+    tuning = {
+        (r["source"], r["text"]): r["causes"] for name in sorted(REAL.glob("tune*.jsonl")) for r in real_rows(name.name)
+    }
+    sample = [json.loads(line) for line in (AGREEMENT / "tune-sample.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(sample) == 300
+    assert all(tuning.get((r["source"], r["text"])) == r["causes"] for r in sample)
+    assert all(set(r["second"]) | set(r["third"]) <= LABELS for r in sample)
+
+
+def test_agreement_labels_of_the_held_out_line_up_with_its_rows() -> None:
+    """The held-out's second and third labels name each row by number and source; they hold no text of it."""
+    held = real_rows("heldout.jsonl")
+    labels = [
+        json.loads(line) for line in (AGREEMENT / "heldout-labels.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
+    assert [(r["row"], r["source"]) for r in labels] == [(i, r["source"]) for i, r in enumerate(held)]
+    assert all(set(r["second"]) | set(r["third"]) <= LABELS and "text" not in r for r in labels)

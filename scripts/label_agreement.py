@@ -1,0 +1,78 @@
+"""How far two careful people agree on the real corpus's labels, in the figures issue 9's bar is set in.
+
+Usage: python scripts/label_agreement.py
+
+Each labeller's first label is taken as an answer and scored against another's labels the way `claude-doctor eval`
+scores the matcher: top-1 on the rows the other labelled as one of the four causes, false positives on the rest. The
+matcher is scored the same way against each labeller. The labels are in `tests/data/real/agreement/`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bot.core.matcher import get_matcher  # noqa: E402
+
+REAL = ROOT / "tests" / "data" / "real"
+AGREEMENT = REAL / "agreement"
+CAUSES = ("network", "service", "capacity", "context")
+
+
+def read(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def score(gold: list[list[str]], answers: list[str | None]) -> str:
+    """Top-1 and false positives of `answers` against the label lists `gold`."""
+    reports = [(g, a) for g, a in zip(gold, answers, strict=True) if g[0] in CAUSES]
+    others = [(g, a) for g, a in zip(gold, answers, strict=True) if g[0] not in CAUSES]
+    right = sum(a in g for g, a in reports)
+    wrong = sum(a in CAUSES and a not in g for g, a in others)
+    return (
+        f"top-1 {right / len(reports):6.1%} ({right}/{len(reports)})  "
+        f"false positives {wrong / len(others):5.1%} ({wrong}/{len(others)})"
+    )
+
+
+def table(name: str, texts: list[str], labellers: dict[str, list[list[str]]]) -> None:
+    matcher = get_matcher()
+    answers: dict[str, list[str | None]] = {who: [labels[0] for labels in rows] for who, rows in labellers.items()}
+    answers["matcher"] = [matcher.diagnose(t).cause for t in texts]
+    print(f"{name}: {len(texts)} rows; the answer of each (row) scored against the labels of each (column)")
+    for who, said in answers.items():
+        for gold_name, gold in labellers.items():
+            if gold_name != who:
+                print(f"  {who:<10} against {gold_name:<10} {score(gold, said)}")
+    print()
+
+
+def main() -> None:
+    sample = read(AGREEMENT / "tune-sample.jsonl")
+    table(
+        "a sample of the tuning sets (the matcher was tuned and its models trained on these)",
+        [r["text"] for r in sample],
+        {
+            "harvester": [r["causes"] for r in sample],
+            "second": [r["second"] for r in sample],
+            "third": [r["third"] for r in sample],
+        },
+    )
+    held, labels = read(REAL / "heldout.jsonl"), read(AGREEMENT / "heldout-labels.jsonl")
+    table(
+        "the held-out set (never tuned on; the second and third labels were made blind, after the split)",
+        [r["text"] for r in held],
+        {
+            "harvester": [r["causes"] for r in held],
+            "second": [r["second"] for r in labels],
+            "third": [r["third"] for r in labels],
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
