@@ -53,25 +53,18 @@ def table(name: str, texts: list[str], labellers: dict[str, list[list[str]]]) ->
 
 def main() -> None:
     sample = read(AGREEMENT / "tune-sample.jsonl")
-    table(
-        "a sample of the tuning sets (the matcher was tuned and its models trained on these)",
-        [r["text"] for r in sample],
-        {
-            "harvester": [r["causes"] for r in sample],
-            "second": [r["second"] for r in sample],
-            "third": [r["third"] for r in sample],
-        },
-    )
     held, labels = read(REAL / "heldout.jsonl"), read(AGREEMENT / "heldout-labels.jsonl")
-    table(
-        "the held-out set (never tuned on; the second and third labels were made blind, after the split)",
-        [r["text"] for r in held],
-        {
-            "harvester": [r["causes"] for r in held],
-            "second": [r["second"] for r in labels],
-            "third": [r["third"] for r in labels],
-        },
-    )
+    for name, rows, extra in (
+        ("a sample of the tuning sets (the matcher was tuned and its models trained on these)", sample, sample),
+        (
+            "the held-out set (never tuned on; the second and third labels were made blind, after the split)",
+            held,
+            labels,
+        ),
+    ):
+        labellers = {"harvester": [r["causes"] for r in rows]}
+        labellers |= {who: [r[who] for r in extra] for who in ("second", "third")}
+        table(name, [r["text"] for r in rows], labellers)
 
 
 if __name__ == "__main__":
