@@ -16,7 +16,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.core.matcher import get_matcher  # noqa: E402
+from bot.core.evaluate import Case, Report  # noqa: E402
+from bot.core.matcher import Diagnosis, get_matcher  # noqa: E402
 
 REAL = ROOT / "tests" / "data" / "real"
 AGREEMENT = REAL / "agreement"
@@ -27,22 +28,28 @@ def read(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def score(gold: list[list[str]], answers: list[str | None]) -> str:
-    """Top-1 and false positives of `answers` against the label lists `gold`."""
-    reports = [(g, a) for g, a in zip(gold, answers, strict=True) if g[0] in CAUSES]
-    others = [(g, a) for g, a in zip(gold, answers, strict=True) if g[0] not in CAUSES]
-    right = sum(a in g for g, a in reports)
-    wrong = sum(a in CAUSES and a not in g for g, a in others)
+def score(gold: list[list[str]], answers: list[Diagnosis]) -> str:
+    """Top-1 and false positives of `answers` against the label lists `gold`, tallied as `eval` tallies them."""
+    report = Report(CAUSES)
+    for labels, d in zip(gold, answers, strict=True):
+        report.add(Case(tuple(labels), ""), d)
     return (
-        f"top-1 {right / len(reports):6.1%} ({right}/{len(reports)})  "
-        f"false positives {wrong / len(others):5.1%} ({wrong}/{len(others)})"
+        f"top-1 {report.top1:6.1%} ({report.cause_correct}/{report.cause_cases})  "
+        f"false positives {report.fp_rate:5.1%} ({report.false_positives}/{report.negatives})"
     )
+
+
+def as_answer(label: str) -> Diagnosis:
+    """A labeller's first label as the matcher's answer: a cause, a known non-cause ('other'), or nothing."""
+    if label in CAUSES:
+        return Diagnosis(cause=label, confidence=1.0)
+    return Diagnosis(cause=None, confidence=1.0, known=label if label == "other" else None)
 
 
 def table(name: str, texts: list[str], labellers: dict[str, list[list[str]]]) -> None:
     matcher = get_matcher()
-    answers: dict[str, list[str | None]] = {who: [labels[0] for labels in rows] for who, rows in labellers.items()}
-    answers["matcher"] = [matcher.diagnose(t).cause for t in texts]
+    answers = {who: [as_answer(labels[0]) for labels in rows] for who, rows in labellers.items()}
+    answers["matcher"] = [matcher.diagnose(t) for t in texts]
     print(f"{name}: {len(texts)} rows; the answer of each (row) scored against the labels of each (column)")
     for who, said in answers.items():
         for gold_name, gold in labellers.items():

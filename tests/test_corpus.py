@@ -160,7 +160,6 @@ def test_real_held_out_set_does_not_regress() -> None:
     assert levels.strict.fp_rate <= 0.04, f"strict false positives {levels.strict.fp_rate:.1%}"
 
 
-AGREEMENT = REAL / "agreement"
 LABELS = {"network", "service", "capacity", "context", "other", "none"}
 
 
@@ -169,7 +168,7 @@ def test_agreement_sample_is_rows_of_the_tuning_sets_with_valid_labels() -> None
     tuning = {
         (r["source"], r["text"]): r["causes"] for name in sorted(REAL.glob("tune*.jsonl")) for r in real_rows(name.name)
     }
-    sample = [json.loads(line) for line in (AGREEMENT / "tune-sample.jsonl").read_text(encoding="utf-8").splitlines()]
+    sample = real_rows("agreement/tune-sample.jsonl")
     assert len(sample) == 300
     assert all(tuning.get((r["source"], r["text"])) == r["causes"] for r in sample)
     assert all(set(r["second"]) | set(r["third"]) <= LABELS for r in sample)
@@ -178,8 +177,6 @@ def test_agreement_sample_is_rows_of_the_tuning_sets_with_valid_labels() -> None
 def test_agreement_labels_of_the_held_out_line_up_with_its_rows() -> None:
     """The held-out's second and third labels name each row by number and source; they hold no text of it."""
     held = real_rows("heldout.jsonl")
-    labels = [
-        json.loads(line) for line in (AGREEMENT / "heldout-labels.jsonl").read_text(encoding="utf-8").splitlines()
-    ]
+    labels = real_rows("agreement/heldout-labels.jsonl")
     assert [(r["row"], r["source"]) for r in labels] == [(i, r["source"]) for i, r in enumerate(held)]
     assert all(set(r["second"]) | set(r["third"]) <= LABELS and "text" not in r for r in labels)
